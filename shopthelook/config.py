@@ -1,0 +1,185 @@
+"""Typed settings with documented defaults, overridable by a TOML file and the environment.
+
+Precedence (later wins): defaults < TOML file < ``SHOPTHELOOK_*`` environment variables <
+explicit keyword overrides (what the CLI passes). The TOML file is the one given to
+:func:`load_settings`, else ``$SHOPTHELOOK_CONFIG``, else ``./shopthelook.toml`` if present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shopthelook.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DATA = REPO_ROOT / "data"
+ENV_PREFIX = "SHOPTHELOOK_"
+
+
+def _first_existing(*candidates: Path) -> Path | None:
+    for c in candidates:
+        if c.exists():
+            return c.resolve()
+    return None
+
+
+def default_shared_root() -> Path | None:
+    """``../shared`` beside the checkout (or beside the working folder), if it exists."""
+    return _first_existing(REPO_ROOT.parent / "shared", Path.cwd().parent / "shared")
+
+
+def _default_data_root() -> Path | None:
+    shared = default_shared_root()
+    return (shared / "data") if shared and (shared / "data").exists() else None
+
+
+def _default_detector_weights() -> str:
+    shared = default_shared_root()
+    if shared and (shared / "models" / "yolov8n-coco.pt").exists():
+        return str(shared / "models" / "yolov8n-coco.pt")
+    return "yolov8n.pt"  # ultralytics resolves (and would download) its own name
+
+
+@dataclass
+class Settings:
+    #: folder holding the datasets (ikea/, hm/, clothing/, furniture-styles/)
+    data_root: Path | None = field(default_factory=_default_data_root)
+    #: ultralytics weights: a path, or an ultralytics model name
+    detector_weights: str = field(default_factory=_default_detector_weights)
+    #: embedding backbone name, see ``shopthelook backbones``
+    backbone: str = "yolo"
+    #: folder of a trained head (SAME); empty means identity
+    head: str = ""
+    #: minimum detector confidence for an object to be searched
+    detection_confidence: float = 0.25
+    #: IoU threshold of the detector's non-maximum suppression
+    detection_iou: float = 0.5
+    #: detector input size (pixels, long side)
+    detection_image_size: int = 640
+    #: objects searched per scene, highest detection score first
+    max_objects: int = 10
+    #: crops are grown by this fraction of the box on each side (context helps matching)
+    crop_margin: float = 0.05
+    #: images over this many pixels are refused before decoding (decompression bombs)
+    max_image_pixels: int = 40_000_000
+    #: torch / faiss CPU threads
+    threads: int = 2
+    #: images per embedding batch
+    batch_size: int = 16
+    #: products returned per object
+    top_k: int = 10
+    #: categories with more products than this get an approximate (HNSW) index
+    exact_index_max: int = 20_000
+    #: taxonomy file mapping detector labels and product fields to catalog categories
+    taxonomy: Path = PACKAGE_DATA / "taxonomy.toml"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v, Path) else v) for f, v in self._items()}
+
+    def _items(self):
+        for f in dataclasses.fields(self):
+            yield f, getattr(self, f.name)
+
+
+def _coerce(name: str, type_hint: Any, raw: Any) -> Any:
+    origin = typing.get_origin(type_hint)
+    args = [a for a in typing.get_args(type_hint) if a is not type(None)]
+    target = args[0] if origin is not None and args else type_hint
+    if raw is None or (isinstance(raw, str) and raw == "" and target is Path):
+        return None
+    try:
+        if target is bool:
+            if isinstance(raw, str):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            return bool(raw)
+        if target is int:
+            return int(raw)
+        if target is float:
+            return float(raw)
+        if target is Path:
+            return Path(raw).expanduser()
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}={raw!r}: expected {target.__name__}") from None
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults, a TOML file, the environment and explicit overrides."""
+    hints = typing.get_type_hints(Settings)
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    if not path and Path("shopthelook.toml").exists():
+        path = "shopthelook.toml"
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p}: no such file")
+        try:
+            data = tomllib.loads(p.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p}: not valid TOML ({exc})") from None
+        data = data.get("shopthelook", data)
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"config file {p}: unknown settings {unknown}; known: {sorted(names)}")
+        for k, v in data.items():
+            values[k] = _coerce(k, hints[k], v)
+
+    for name in names:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, hints[name], env)
+
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k not in names:
+            raise ConfigError(f"unknown setting {k!r}; known: {sorted(names)}")
+        values[k] = _coerce(k, hints[k], v)
+
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    need(0.0 <= s.detection_confidence <= 1.0, "detection_confidence must be within 0..1")
+    need(0.0 < s.detection_iou <= 1.0, "detection_iou must be within 0..1")
+    need(s.max_objects >= 1, "max_objects must be at least 1")
+    need(0.0 <= s.crop_margin <= 1.0, "crop_margin must be within 0..1")
+    need(s.max_image_pixels > 0, "max_image_pixels must be positive")
+    need(s.threads >= 1, "threads must be at least 1")
+    need(s.batch_size >= 1, "batch_size must be at least 1")
+    need(s.top_k >= 1, "top_k must be at least 1")
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's and faiss's CPU thread counts (ultralytics resets torch's to 1)."""
+    try:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
