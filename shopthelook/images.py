@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -23,7 +23,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
-ImageSource = Union[str, Path, bytes, IO[bytes], Image.Image]
+ImageSource = str | Path | bytes | IO[bytes] | Image.Image
 
 
 def _describe(source: ImageSource, name: str | None) -> str:
@@ -82,7 +82,10 @@ def load_image(
         image.load()
     except Exception as exc:
         raise ImageError(f"{label}: truncated or corrupt image data ({exc})") from None
-    return to_rgb(image)
+    try:
+        return to_rgb(image)
+    except (ValueError, OSError) as exc:  # e.g. a colour mode PIL cannot convert to RGB
+        raise ImageError(f"{label}: unsupported image ({image.mode} mode: {exc})") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -95,8 +98,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(image, dtype=np.float64)
         hi = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / hi if hi > 255 else 1.0
-        image = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+        # 16-bit pixels map 0..65535 onto 0..255 whatever the content, so a dark 16-bit photo
+        # stays dark; 32-bit "I" images holding 8-bit values are kept as they are.
+        if mode.startswith("I;16") or 255 < hi <= 65535:
+            scale = 255.0 / 65535.0
+        elif hi > 65535:
+            scale = 255.0 / hi
+        else:
+            scale = 1.0
+        image = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L")
     elif mode == "F":
         arr = np.asarray(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
@@ -117,6 +127,10 @@ def crop(image: Image.Image, box, margin: float = 0.0) -> Image.Image:
     """Crop ``box`` (a shopthelook.types.Box) grown by ``margin``; never an empty image."""
     width, height = image.size
     b = box.expanded(margin, width, height) if margin else box
-    x1, y1 = int(np.floor(b.x1)), int(np.floor(b.y1))
-    x2, y2 = max(x1 + 1, int(np.ceil(b.x2))), max(y1 + 1, int(np.ceil(b.y2)))
-    return image.crop((x1, y1, min(x2, width), min(y2, height)))
+    # Clip every edge into the image so that a box partly or wholly outside it still gives
+    # at least one real pixel (PIL would pad the outside with black, or refuse).
+    x1 = min(max(0, int(np.floor(b.x1))), width - 1)
+    y1 = min(max(0, int(np.floor(b.y1))), height - 1)
+    x2 = min(max(x1 + 1, int(np.ceil(b.x2))), width)
+    y2 = min(max(y1 + 1, int(np.ceil(b.y2))), height)
+    return image.crop((x1, y1, x2, y2))

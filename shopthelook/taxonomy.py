@@ -25,6 +25,9 @@ class CategoryRule:
     name: str
     detector_labels: tuple[str, ...] = ()
     patterns: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    #: labels whose objects also search this category, after their own category
+    #: (a detected "chair" may be an armchair; a "bed" shows bedding)
+    also_detector_labels: tuple[str, ...] = ()
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         for column, regexes in self.patterns.items():
@@ -52,25 +55,64 @@ class Taxonomy:
             if own:
                 cats.remove(own[0])
                 cats.insert(0, own[0])
+        # Secondary categories come after every primary one, in file order.
+        for rule in rules:
+            for label in rule.also_detector_labels:
+                cats = self._label_to_categories.setdefault(label, [])
+                if rule.name not in cats:
+                    cats.append(rule.name)
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"taxonomy file {p}: no such file")
+        if p.is_dir():
+            raise ConfigError(f"taxonomy file {p}: is a folder, not a TOML file")
         try:
             data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"taxonomy file {p}: not valid TOML ({exc})") from None
+        categories = data.get("categories", {})
+        if not isinstance(categories, dict):
+            raise ConfigError(f"taxonomy file {p}: [categories] must be a table of tables")
         rules = []
-        for name, spec in data.get("categories", {}).items():
+        for name, spec in categories.items():
+            if not isinstance(spec, dict):
+                raise ConfigError(
+                    f"taxonomy file {p}: category {name} must be a table "
+                    "([categories.NAME] with detector_labels / match.<column>)"
+                )
+            unknown = sorted(set(spec) - _RULE_KEYS)
+            if unknown:
+                raise ConfigError(
+                    f"taxonomy file {p}: category {name}: unknown keys {unknown}; "
+                    f"known: {sorted(_RULE_KEYS)}"
+                )
             patterns: dict[str, tuple[re.Pattern[str], ...]] = {}
-            for column, regexes in spec.get("match", {}).items():
+            match = spec.get("match", {})
+            if not isinstance(match, dict):
+                raise ConfigError(
+                    f"taxonomy file {p}: category {name}: match must be a table "
+                    "(match.<column> = [patterns])"
+                )
+            for column, regexes in match.items():
+                if isinstance(regexes, str):
+                    regexes = [regexes]
                 try:
                     patterns[column] = tuple(re.compile(r, re.IGNORECASE) for r in regexes)
-                except re.error as exc:
-                    raise ConfigError(f"taxonomy file {p}: category {name}: bad pattern ({exc})") from None
-            rules.append(CategoryRule(name, tuple(spec.get("detector_labels", ())), patterns))
+                except (re.error, TypeError) as exc:
+                    raise ConfigError(
+                        f"taxonomy file {p}: category {name}: bad pattern in match.{column} ({exc})"
+                    ) from None
+            rules.append(
+                CategoryRule(
+                    name,
+                    _labels(p, name, spec, "detector_labels"),
+                    patterns,
+                    _labels(p, name, spec, "also_detector_labels"),
+                )
+            )
         if not rules:
             raise ConfigError(f"taxonomy file {p}: no [categories.*] tables")
         return cls(rules, source=str(p))
@@ -88,12 +130,13 @@ class Taxonomy:
         return cats[0] if cats else None
 
     def is_detectable(self, category: str) -> bool:
+        """Whether some detector label searches ``category`` (as its own or a secondary one)."""
         rule = self._by_name.get(category)
-        return bool(rule and rule.detector_labels)
+        return bool(rule and (rule.detector_labels or rule.also_detector_labels))
 
     @property
     def detectable_categories(self) -> list[str]:
-        return [r.name for r in self.rules if r.detector_labels]
+        return [r.name for r in self.rules if r.detector_labels or r.also_detector_labels]
 
     @property
     def detector_labels(self) -> list[str]:
@@ -121,6 +164,18 @@ class Taxonomy:
 
     def _is_rule_column(self, column: str) -> bool:
         return any(column in r.patterns for r in self.rules)
+
+
+_RULE_KEYS = {"detector_labels", "also_detector_labels", "match"}
+
+
+def _labels(path: Path, name: str, spec: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = spec.get(key, ())
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"taxonomy file {path}: category {name}: {key} must be a list of labels")
+    return tuple(value)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

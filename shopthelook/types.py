@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +36,32 @@ class Box:
     @classmethod
     def parse(cls, text: str) -> Box:
         """Parse ``"x1,y1,x2,y2"`` as given on the command line or in a form."""
-        parts = [p.strip() for p in str(text).split(",")]
+        inner = str(text).strip()
+        if inner[:1] in "[(" and inner[-1:] in "])":  # "[x1, y1, x2, y2]" as JSON writes it
+            inner = inner[1:-1]
+        parts = [p.strip() for p in inner.split(",")]
         if len(parts) != 4:
             raise BoxError(f"box {text!r}: expected four numbers x1,y1,x2,y2")
         try:
             x1, y1, x2, y2 = (float(p) for p in parts)
         except ValueError:
             raise BoxError(f"box {text!r}: expected four numbers x1,y1,x2,y2") from None
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            raise BoxError(f"box {text!r}: coordinates must be finite numbers")
         return cls(x1, y1, x2, y2)
 
     def validated(self, width: int, height: int, min_side: float = 2.0) -> Box:
         """Return the box if it is well-formed and overlaps the image, clipped to it."""
         if not (self.x2 > self.x1 and self.y2 > self.y1):
-            raise BoxError(f"box {self.as_list()}: x2 must exceed x1 and y2 must exceed y1")
+            raise BoxError(
+                f"box {self.as_list()}: x2 must exceed x1 and y2 must exceed y1 "
+                f"(the image is {width}x{height})"
+            )
         clipped = Box(
-            max(0.0, self.x1), max(0.0, self.y1), min(float(width), self.x2), min(float(height), self.y2)
+            max(0.0, self.x1),
+            max(0.0, self.y1),
+            min(float(width), self.x2),
+            min(float(height), self.y2),
         )
         if clipped.width < min_side or clipped.height < min_side:
             raise BoxError(

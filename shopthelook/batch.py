@@ -1,0 +1,103 @@
+"""The catalog-matching batch job: one JSON line per scene, resumable, failures recorded.
+
+A line is ``{"scene_id", "image", "objects": [...], "error": null | "message"}``. Scenes that
+already have a line in the output are skipped, so a stopped job continues where it stopped;
+``retry_failed`` drops earlier error lines first so those scenes run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from shopthelook.errors import ShopTheLookError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MatchSummary:
+    scenes: int = 0
+    skipped: int = 0
+    processed: int = 0
+    failures: int = 0
+    objects: int = 0
+    scenes_with_objects: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        ok = self.processed - self.failures
+        return self.scenes_with_objects / ok if ok else 0.0
+
+    def lines(self) -> list[str]:
+        rate = self.processed / self.seconds if self.seconds else 0.0
+        return [
+            f"scenes: {self.scenes} ({self.skipped} already done, {self.processed} processed, "
+            f"{rate:.2f}/s)",
+            f"objects: {self.objects} ({self.objects / max(1, self.processed - self.failures):.2f} per scene)",
+            f"coverage: {self.coverage:.1%} of scenes had at least one detected object",
+            f"failures: {self.failures}",
+        ]
+
+
+def read_done(out: Path, retry_failed: bool) -> set[str]:
+    """Scene ids already in ``out``; with retry_failed, error lines are removed first."""
+    if not out.exists():
+        return set()
+    done, keep = set(), []
+    with out.open() as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash: the scene runs again
+            if retry_failed and record.get("error"):
+                continue
+            done.add(str(record.get("scene_id")))
+            keep.append(json.dumps(record))
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, out)  # also drops a torn last line
+    return done
+
+
+def run_match(pipeline, scenes: pd.DataFrame, out: str | Path, *, top_k: int,
+              retry_failed: bool = False, show_progress: bool = False,
+              adjective: str | None = None) -> MatchSummary:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = read_done(out, retry_failed)
+    todo = scenes[~scenes["scene_id"].astype(str).isin(done)]
+    summary = MatchSummary(scenes=len(scenes), skipped=len(scenes) - len(todo))
+    started = time.perf_counter()
+    with out.open("a") as fh:
+        for row in tqdm(todo.itertuples(index=False), total=len(todo), desc="matching scenes",
+                        unit="scene", disable=not show_progress):
+            record = {"scene_id": str(row.scene_id), "image": str(row.image)}
+            try:
+                result = pipeline.shop_the_look(row.image, top_k=top_k, adjective=adjective,
+                                                scene_id=str(row.scene_id))
+                record.update(result.to_dict())
+                record["error"] = None
+                found = [o for o in result.objects if o.detection.source == "detector"]
+                summary.objects += len(found)
+                summary.scenes_with_objects += bool(found)
+            except ShopTheLookError as exc:
+                record.update({"objects": [], "error": str(exc)})
+                summary.failures += 1
+                summary.errors.append(str(exc))
+                log.warning("scene %s failed: %s", row.scene_id, exc)
+            summary.processed += 1
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,382 @@
+"""The product catalog: the product table, its embeddings and one FAISS index per category.
+
+On disk a catalog is a folder::
+
+    manifest.json       format version, backbone, head, dimension, counts, index kinds, hash
+    products.parquet    the product table (product_id, image, category, name, ...) + row_id
+    embeddings.npy      float32 [n, d], row i belongs to products row i
+    indexes/<n>.faiss   one index per category, ids = row_id
+
+Every write goes to a sibling temporary folder that replaces the old one in a rename, so a
+half-written catalog is never visible and a failed build leaves the old catalog intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from shopthelook.errors import CatalogError, ImageError
+from shopthelook.product_table import prepare_product_table
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def _index_file_name(category: str, used: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", category).strip("._") or "category"
+    name, n = stem, 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}"
+    used.add(name)
+    return f"{name}.faiss"
+
+
+def _make_index(vectors: np.ndarray, ids: np.ndarray, exact_max: int) -> tuple[faiss.Index, str]:
+    dim = vectors.shape[1]
+    if len(vectors) <= exact_max:
+        inner: faiss.Index = faiss.IndexFlatIP(dim)
+        kind = "flat"
+    else:
+        inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = 80
+        inner.hnsw.efSearch = 128
+        kind = "hnsw"
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index, kind
+
+
+def _table_hash(table: pd.DataFrame) -> str:
+    cols = [c for c in ("product_id", "image", "category") if c in table.columns]
+    hashed = pd.util.hash_pandas_object(table[cols], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+class Catalog:
+    def __init__(self, products: pd.DataFrame, embeddings: np.ndarray, manifest: dict[str, Any],
+                 indexes: dict[str, faiss.Index], path: Path | None = None) -> None:
+        self.products = products.reset_index(drop=True)
+        self.vectors = embeddings
+        self.manifest = manifest
+        self.indexes = indexes
+        self.path = path
+        self._reindex_rows()
+
+    def _reindex_rows(self) -> None:
+        self._row_of_id = dict(zip(self.products["row_id"].to_numpy(), range(len(self.products))))
+        self._row_of_product = dict(zip(self.products["product_id"], range(len(self.products))))
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def backbone(self) -> str:
+        return self.manifest["backbone"]
+
+    @property
+    def head(self) -> str:
+        return self.manifest.get("head", "identity")
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def categories(self) -> list[str]:
+        return sorted(self.indexes)
+
+    def has_product(self, product_id: str) -> bool:
+        return str(product_id) in self._row_of_product
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        row = self._row_of_product.get(str(product_id))
+        if row is None:
+            raise CatalogError(f"product {product_id!r} is not in the catalog")
+        record = self.products.iloc[row].to_dict()
+        return {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
+
+    def embeddings(self, product_ids: Sequence[str]) -> np.ndarray:
+        rows = []
+        for pid in product_ids:
+            row = self._row_of_product.get(str(pid))
+            if row is None:
+                raise CatalogError(f"product {pid!r} is not in the catalog")
+            rows.append(row)
+        return self.vectors[rows] if rows else np.zeros((0, self.dim), np.float32)
+
+    # -- search -----------------------------------------------------------------------
+    def search(self, queries: np.ndarray, category: str, k: int) -> list[list[tuple[str, float]]]:
+        """Top-k (product_id, score) per query row within one category."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise CatalogError(
+                f"query dimension {queries.shape[1]} does not match the catalog's {self.dim}"
+            )
+        index = self.indexes.get(category)
+        if index is None or index.ntotal == 0 or k <= 0:
+            return [[] for _ in range(len(queries))]
+        scores, ids = index.search(queries, min(k, index.ntotal))
+        pids = self.products["product_id"].to_numpy()
+        out = []
+        for srow, irow in zip(scores, ids):
+            out.append([(pids[self._row_of_id[i]], float(s)) for s, i in zip(srow, irow) if i >= 0])
+        return out
+
+    def search_categories(self, query: np.ndarray, categories: Sequence[str] | None, k: int
+                          ) -> list[tuple[str, float]]:
+        """Top-k over several categories (all when None), merged by score."""
+        cats = list(categories) if categories else self.categories()
+        merged: list[tuple[str, float]] = []
+        for cat in cats:
+            merged.extend(self.search(query, cat, k)[0])
+        merged.sort(key=lambda t: -t[1])
+        return merged[:k]
+
+    # -- build / load / save ----------------------------------------------------------
+    @classmethod
+    def build(cls, table: pd.DataFrame | str | Path, *, embedder, taxonomy, out: str | Path,
+              images_root: str | Path | None = None, settings=None, show_progress: bool = False,
+              source: str | None = None) -> Catalog:
+        from shopthelook.config import Settings
+
+        settings = settings or Settings()
+        started = time.perf_counter()
+        products = prepare_product_table(table, taxonomy=taxonomy, images_root=images_root)
+        vectors, ok, failures = embed_products(
+            products["image"].tolist(), embedder, settings=settings, show_progress=show_progress
+        )
+        products = products.loc[ok].reset_index(drop=True)
+        products["row_id"] = np.arange(len(products), dtype=np.int64)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "backbone": embedder.name,
+            "head": embedder.head_id,
+            "head_path": settings.head or "",
+            "dim": int(embedder.dim),
+            "source": source or (str(table) if isinstance(table, (str, Path)) else "<table>"),
+            "source_hash": _table_hash(products),
+            "next_row_id": int(len(products)),
+            "exact_index_max": int(settings.exact_index_max),
+            "failures": failures,
+            "build_seconds": round(time.perf_counter() - started, 2),
+        }
+        catalog = cls._assemble(products, vectors, manifest)
+        catalog.save(out)
+        log.info("built catalog %s: %d products, %d failures", out, len(products), len(failures))
+        return catalog
+
+    @classmethod
+    def _assemble(cls, products: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any]
+                  ) -> Catalog:
+        indexes: dict[str, faiss.Index] = {}
+        kinds: dict[str, str] = {}
+        exact_max = int(manifest.get("exact_index_max", 20_000))
+        for category, rows in products.groupby("category", sort=True).indices.items():
+            index, kind = _make_index(vectors[rows], products["row_id"].to_numpy()[rows], exact_max)
+            indexes[str(category)] = index
+            kinds[str(category)] = kind
+        manifest = dict(manifest)
+        manifest["counts"] = {c: int(i.ntotal) for c, i in indexes.items()}
+        manifest["index"] = kinds
+        manifest["n_products"] = int(len(products))
+        return cls(products, vectors, manifest, indexes)
+
+    def save(self, out: str | Path) -> None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            (tmp / "indexes").mkdir(parents=True)
+            self.products.to_parquet(tmp / "products.parquet", index=False)
+            np.save(tmp / "embeddings.npy", self.vectors)
+            used: set[str] = set()
+            files = {}
+            for category, index in self.indexes.items():
+                fname = _index_file_name(category, used)
+                faiss.write_index(index, str(tmp / "indexes" / fname))
+                files[category] = fname
+            manifest = dict(self.manifest, index_files=files,
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            _swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = manifest
+        self.path = out
+
+    @classmethod
+    def load(cls, path: str | Path, *, expected_backbone: str | None = None,
+             expected_head: str | None = None) -> Catalog:
+        path = Path(path)
+        manifest_file = path / MANIFEST
+        if not path.is_dir():
+            raise CatalogError(f"catalog {path}: no such folder (build one with 'shopthelook catalog build')")
+        if not manifest_file.exists():
+            raise CatalogError(f"catalog {path}: no {MANIFEST}; not a catalog folder or a half-written one")
+        try:
+            manifest = json.loads(manifest_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"catalog {path}: {MANIFEST} is corrupt ({exc})") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise CatalogError(
+                f"catalog {path}: format version {manifest.get('format_version')} is not "
+                f"{FORMAT_VERSION}; rebuild it with this version of shopthelook"
+            )
+        if expected_backbone and manifest.get("backbone") != expected_backbone:
+            raise CatalogError(
+                f"catalog {path} was built with backbone {manifest.get('backbone')!r}, not "
+                f"{expected_backbone!r}: rebuild it with --backbone {expected_backbone} or use "
+                f"backbone {manifest.get('backbone')!r}"
+            )
+        if expected_head and manifest.get("head") != expected_head:
+            raise CatalogError(
+                f"catalog {path} was built with head {manifest.get('head')!r}, not "
+                f"{expected_head!r}: rebuild it with that head"
+            )
+        try:
+            products = pd.read_parquet(path / "products.parquet")
+            vectors = np.load(path / "embeddings.npy")
+            indexes = {c: faiss.read_index(str(path / "indexes" / f))
+                       for c, f in manifest.get("index_files", {}).items()}
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise CatalogError(f"catalog {path}: files are missing or corrupt ({exc})") from None
+        problems = _consistency_problems(products, vectors, manifest, indexes)
+        if problems:
+            raise CatalogError(f"catalog {path}: {'; '.join(problems)}; rebuild the catalog")
+        return cls(products, vectors.astype(np.float32, copy=False), manifest, indexes, path)
+
+    # -- incremental updates ----------------------------------------------------------
+    def add(self, table: pd.DataFrame | str | Path, *, embedder, taxonomy=None,
+            images_root: str | Path | None = None, settings=None, show_progress: bool = False,
+            replace: bool = False) -> dict[str, Any]:
+        """Embed and add products; existing ids are refused unless ``replace``. Saves in place."""
+        from shopthelook.config import Settings
+        from shopthelook.taxonomy import load_taxonomy
+
+        if embedder.name != self.backbone or embedder.head_id != self.head:
+            raise CatalogError(
+                f"catalog {self.path} uses backbone {self.backbone!r} (head {self.head}); "
+                f"cannot add products embedded with {embedder.name!r} (head {embedder.head_id})"
+            )
+        settings = settings or Settings()
+        new = prepare_product_table(table, taxonomy=taxonomy or load_taxonomy(settings.taxonomy),
+                                    images_root=images_root)
+        existing = new["product_id"][new["product_id"].isin(self._row_of_product.keys())]
+        if len(existing) and not replace:
+            raise CatalogError(
+                f"{len(existing)} product id(s) already in the catalog (e.g. {existing.iloc[0]!r}); "
+                "use --replace to update them"
+            )
+        vectors, ok, failures = embed_products(new["image"].tolist(), embedder, settings=settings,
+                                               show_progress=show_progress)
+        new = new.loc[ok].reset_index(drop=True)
+        if replace and len(existing):
+            self._drop(set(new["product_id"]))
+        start = int(self.manifest.get("next_row_id", len(self.products)))
+        new["row_id"] = np.arange(start, start + len(new), dtype=np.int64)
+        products = pd.concat([self.products, new], ignore_index=True)
+        all_vectors = np.concatenate([self.vectors, vectors]) if len(new) else self.vectors
+        manifest = dict(self.manifest, next_row_id=start + len(new),
+                        source_hash=_table_hash(products))
+        self._replace_with(Catalog._assemble(products, all_vectors, manifest))
+        self.save(self.path)
+        return {"added": int(len(new)), "replaced": int(len(existing)) if replace else 0,
+                "failures": failures}
+
+    def remove(self, product_ids: Sequence[str]) -> int:
+        """Remove products by id; unknown ids are an error naming them. Saves in place."""
+        ids = {str(p) for p in product_ids}
+        unknown = sorted(ids - self._row_of_product.keys())
+        if unknown:
+            raise CatalogError(f"{len(unknown)} product id(s) not in the catalog: {unknown[:5]}")
+        self._drop(ids)
+        self.manifest["source_hash"] = _table_hash(self.products)
+        self.save(self.path)
+        return len(ids)
+
+    def _drop(self, ids: set[str]) -> None:
+        keep = ~self.products["product_id"].isin(ids).to_numpy()
+        products = self.products.loc[keep].reset_index(drop=True)
+        self._replace_with(Catalog._assemble(products, self.vectors[keep], self.manifest))
+
+    def _replace_with(self, other: Catalog) -> None:
+        self.products, self.vectors = other.products, other.vectors
+        self.manifest, self.indexes = other.manifest, other.indexes
+        self._reindex_rows()
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    if out.exists():
+        if not (out / MANIFEST).exists() and any(out.iterdir()):
+            raise CatalogError(f"{out} exists and is not a catalog folder; choose another --out")
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def _consistency_problems(products, vectors, manifest, indexes) -> list[str]:
+    problems = []
+    if len(products) != len(vectors):
+        problems.append(f"table has {len(products)} rows but {len(vectors)} embeddings")
+    if vectors.ndim != 2 or vectors.shape[1] != manifest.get("dim"):
+        problems.append(f"embeddings are {vectors.shape}, manifest says dim {manifest.get('dim')}")
+    counts = products.groupby("category").size().to_dict() if len(products) else {}
+    for category, index in indexes.items():
+        if index.ntotal != counts.get(category, 0):
+            problems.append(f"index {category!r} holds {index.ntotal} vectors but the table "
+                            f"has {counts.get(category, 0)} products in that category")
+    missing = set(counts) - set(indexes)
+    if missing:
+        problems.append(f"no index for categories {sorted(missing)[:5]}")
+    return problems
+
+
+def embed_products(image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False,
+                   chunk: int = 64) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
+    """Embed product photos; unreadable ones are recorded as failures, not fatal."""
+    from tqdm import tqdm
+
+    from shopthelook.images import load_image
+
+    out: list[np.ndarray] = []
+    ok: list[int] = []
+    failures: list[dict[str, str]] = []
+    bar = tqdm(total=len(image_paths), desc="embedding products", unit="img",
+               disable=not show_progress)
+    for start in range(0, len(image_paths), chunk):
+        images, rows = [], []
+        for i in range(start, min(start + chunk, len(image_paths))):
+            try:
+                images.append(load_image(image_paths[i], max_pixels=settings.max_image_pixels))
+                rows.append(i)
+            except ImageError as exc:
+                failures.append({"image": str(image_paths[i]), "error": str(exc)})
+                log.warning("skipping product image: %s", exc)
+        if images:
+            out.append(embedder.embed_images(images, batch_size=settings.batch_size))
+            ok.extend(rows)
+        bar.update(min(chunk, len(image_paths) - start))
+    bar.close()
+    vectors = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    return vectors.astype(np.float32, copy=False), ok, failures

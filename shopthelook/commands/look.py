@@ -1,0 +1,93 @@
+"""`shopthelook look IMAGE` and the batch job `shopthelook match`."""
+
+from __future__ import annotations
+
+import json
+
+from shopthelook.commands import settings_from_args, show_progress
+
+
+def register(sub) -> None:
+    p = sub.add_parser("look", help="find the objects in one scene and their matching products")
+    p.add_argument("image", help="scene photo")
+    _pipeline_args(p)
+    p.add_argument("--box", help="search this region instead of detecting: x1,y1,x2,y2 (pixels)")
+    p.add_argument("--category", help="with --box: the catalog category to search (default: inferred)")
+    p.add_argument("--user", help="user id for personalised ranking")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_look)
+
+    m = sub.add_parser("match", help="batch job: match every scene of a table or folder")
+    _pipeline_args(m)
+    m.add_argument("--scenes", required=True,
+                   help="scenes CSV/Parquet (scene_id or room_id, image), a folder of images, or a dataset name")
+    m.add_argument("--images-root", help="folder the scenes' image paths are relative to")
+    m.add_argument("--out", required=True, help="JSON lines output (appended; resumable)")
+    m.add_argument("--retry-failed", action="store_true", help="run scenes that failed before again")
+    m.set_defaults(func=cmd_match)
+
+
+def _pipeline_args(p) -> None:
+    p.add_argument("--catalog", required=True, help="catalog folder")
+    p.add_argument("--top-k", type=int, default=10, help="products per object (default 10)")
+    p.add_argument("--backbone", help="refuse the catalog unless it was built with this backbone")
+    p.add_argument("--ranker", help="folder of a trained re-ranker (default: visual order)")
+    p.add_argument("--adjective", help="boost results along this style direction")
+    p.add_argument("--directions", help="folder of style directions (OAAR / label directions)")
+    p.add_argument("--confidence", type=float, help="minimum detection confidence")
+
+
+def build_pipeline(args):
+    from shopthelook.catalog import Catalog
+    from shopthelook.pipeline import ShopTheLook
+
+    settings = settings_from_args(args, detection_confidence=args.confidence)
+    catalog = Catalog.load(args.catalog, expected_backbone=args.backbone)
+    ranker = None
+    if args.ranker:
+        from ranker import load_ranker
+
+        ranker = load_ranker(args.ranker, catalog=catalog)
+    directions = None
+    if args.directions:
+        from embedder.oaar import load_directions
+
+        directions = load_directions(args.directions)
+    return ShopTheLook(catalog, settings, ranker=ranker, directions=directions)
+
+
+def cmd_look(args) -> int:
+    pipeline = build_pipeline(args)
+    result = pipeline.shop_the_look(args.image, top_k=args.top_k, box=args.box,
+                                    category=args.category, user=args.user,
+                                    adjective=args.adjective)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"{result.image} ({result.width}x{result.height}): {len(result.objects)} object(s)")
+    if result.message:
+        print(f"note: {result.message}")
+    for n, obj in enumerate(result.objects, 1):
+        d = obj.detection
+        print(f"\n[{n}] {d.label} -> {d.category or 'any category'}  score {d.score:.2f}  "
+              f"box {','.join(f'{v:.0f}' for v in d.box.as_list())}")
+        for rank, hit in enumerate(obj.products, 1):
+            reason = f"  ({hit.reason})" if hit.reason else ""
+            print(f"   {rank:>2}. {hit.product_id:<22} {hit.score:6.3f}  {hit.category:<12} "
+                  f"{(hit.name or '')[:40]}{reason}")
+    return 0
+
+
+def cmd_match(args) -> int:
+    from shopthelook.batch import run_match
+    from shopthelook.datasets import load_scenes
+
+    pipeline = build_pipeline(args)
+    scenes = load_scenes(args.scenes, data_root=pipeline.settings.data_root,
+                         images_root=args.images_root)
+    summary = run_match(pipeline, scenes, args.out, top_k=args.top_k,
+                        retry_failed=args.retry_failed, show_progress=show_progress(args),
+                        adjective=args.adjective)
+    for line in summary.lines():
+        print(line)
+    return 0

@@ -1,0 +1,37 @@
+"""Builders shared by tests: small product tables and catalogs from drawn images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import draw_image
+
+CATEGORIES = ("chair", "sofa", "vase")
+
+
+def write_products(folder: Path, n: int = 12, *, seed0: int = 0) -> Path:
+    """A products.csv with n drawn product photos over three categories; returns the CSV path."""
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"p{seed0 + i:03d}.png"
+        draw_image(seed0 + i, (64, 64)).save(folder / "img" / name)
+        rows.append({"product_id": f"P{seed0 + i:03d}", "image": f"img/{name}",
+                     "category": CATEGORIES[i % len(CATEGORIES)], "name": f"Product {seed0 + i}"})
+    path = folder / "products.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def build_catalog(folder: Path, backbone: str = "hvf", n: int = 12):
+    from embedder import create_embedder
+    from shopthelook.catalog import Catalog
+    from shopthelook.config import load_settings
+    from shopthelook.taxonomy import load_taxonomy
+
+    settings = load_settings(backbone=backbone)
+    table = write_products(folder / "src", n)
+    return Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
+                         out=folder / "catalog", settings=settings)

@@ -1,0 +1,357 @@
+"""Everything the pages and the API share, built once per process by ``create_app``.
+
+The pipeline (detector, embedder, catalog, ranker), the scene library, the events writer and a
+small cache of look results. Flask-free, so the benchmark and the tests can use it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopthelook.errors import ConfigError, DatasetError
+from shopthelook.types import Box, LookResult
+from web.event_sink import EventSink
+from web.scenes import SceneLibrary
+
+log = logging.getLogger(__name__)
+
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+ANONYMOUS = "anonymous"
+
+
+def valid_user_id(user_id: str | None) -> bool:
+    return bool(user_id) and bool(USER_ID.match(str(user_id)))
+
+
+class LookCache:
+    """LRU cache of look results; a user's entries are dropped when their history changes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, LookResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> LookResult | None:
+        with self._lock:
+            result = self._items.get(key)
+            if result is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return result
+
+    def put(self, key: tuple, result: LookResult) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = result
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def forget_user(self, user_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == user_id]:
+                del self._items[key]
+
+
+@dataclass
+class Look:
+    """One answered look: the result, the scene it belongs to and one list id per object."""
+
+    result: LookResult
+    scene_id: str
+    user_id: str
+    request_id: str
+    cached: bool = False
+
+    def list_id(self, object_index: int) -> str:
+        # one id per shown list, so a click can be joined to the impressions it came from
+        return f"{self.request_id}-{object_index}"
+
+
+@dataclass
+class Services:
+    pipeline: Any
+    scenes: SceneLibrary
+    events: EventSink
+    image_root: Path
+    pairs: dict[str, list[str]] = field(default_factory=dict)
+    adjectives: list[str] = field(default_factory=list)
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    cache: LookCache = field(default_factory=lambda: LookCache(256))
+    ranker_note: str | None = None
+
+    @property
+    def catalog(self):
+        return self.pipeline.catalog
+
+    @property
+    def ranker_name(self) -> str:
+        ranker = self.pipeline.ranker
+        return getattr(ranker, "name", type(ranker).__name__)
+
+    # -- looks ------------------------------------------------------------------------
+    def look(self, scene_id: str, *, user_id: str, box: Box | None = None,
+             adjective: str | None = None, top_k: int = 10, category: str | None = None) -> Look:
+        """Detect, retrieve and rank for a known scene (UnknownScene if it is not)."""
+        scene = self.scenes.get(scene_id)
+        key = (user_id, scene.scene_id, tuple(box.as_list()) if box else None, adjective,
+               int(top_k), category)
+        result = self.cache.get(key)
+        cached = result is not None
+        if result is None:
+            result = self.pipeline.shop_the_look(
+                str(scene.image), top_k=top_k, user=None if user_id == ANONYMOUS else user_id,
+                box=box, adjective=adjective, scene_id=scene.scene_id,
+                scene_category=scene.category, category=category, name=scene.scene_id,
+            )
+            self.cache.put(key, result)
+        return Look(result, scene.scene_id, user_id, uuid.uuid4().hex[:16], cached)
+
+    def impressions(self, look: Look, object_indexes: list[int] | None = None) -> int:
+        """Queue one impression per shown product; returns how many were queued."""
+        objects = look.result.objects
+        indexes = range(len(objects)) if object_indexes is None else object_indexes
+        now = datetime.now(UTC)
+        events = [
+            {"event_type": "impression", "user_id": look.user_id, "product_id": hit.product_id,
+             "ts": now, "scene_id": look.scene_id, "category": hit.category, "position": pos,
+             "request_id": look.list_id(i), "price": self.price(hit.product_id)}
+            for i in indexes if 0 <= i < len(objects)
+            for pos, hit in enumerate(objects[i].products)
+        ]
+        self.events.log(events)
+        return len(events)
+
+    def list_impressions(self, user_id: str, product_ids: list[str], request_id: str,
+                         scene_id: str | None = None) -> int:
+        now = datetime.now(UTC)
+        events = [
+            {"event_type": "impression", "user_id": user_id, "product_id": pid, "ts": now,
+             "scene_id": scene_id, "category": self.category(pid), "position": pos,
+             "request_id": request_id, "price": self.price(pid)}
+            for pos, pid in enumerate(product_ids)
+        ]
+        self.events.log(events)
+        return len(events)
+
+    def engagement(self, event_type: str, *, user_id: str, product_id: str,
+                   scene_id: str | None = None, position: int | None = None,
+                   request_id: str | None = None, wait: bool = True) -> None:
+        """Log a click / save / purchase; the user's cached looks are re-ranked next time."""
+        event = {"event_type": event_type, "user_id": user_id, "product_id": product_id,
+                 "ts": datetime.now(UTC), "scene_id": scene_id,
+                 "category": self.category(product_id), "position": position,
+                 "request_id": request_id, "price": self.price(product_id)}
+        done = self.events.log([event])
+        self.cache.forget_user(user_id)
+        if wait:
+            done.result(timeout=30)
+
+    # -- products ---------------------------------------------------------------------
+    def category(self, product_id: str) -> str | None:
+        return self.catalog.product(product_id).get("category") if self.catalog.has_product(
+            product_id) else None
+
+    def price(self, product_id: str) -> float | None:
+        if not self.catalog.has_product(product_id):
+            return None
+        value = self.catalog.product(product_id).get("price")
+        try:
+            price = float(value)
+        except (TypeError, ValueError):
+            return None
+        return price if np.isfinite(price) and price >= 0 else None
+
+    def image_path(self, product_id: str) -> str | None:
+        image = self.catalog.product(product_id).get("image")
+        return str(image) if image else None
+
+    def image_relpath(self, product_id: str) -> str | None:
+        """The product photo's path below the image root, as used in its URL."""
+        image = self.image_path(product_id)
+        if not image:
+            return None
+        try:
+            return Path(image).resolve().relative_to(self.image_root).as_posix()
+        except ValueError:
+            return None
+
+    def similar(self, product_id: str, k: int = 8) -> list[tuple[str, float]]:
+        """The visually closest products of the same category (the product itself excluded)."""
+        product = self.catalog.product(product_id)
+        vector = self.catalog.embeddings([product_id])
+        found = self.catalog.search(vector, str(product["category"]), k + 1)[0]
+        return [(pid, score) for pid, score in found if pid != product_id][:k]
+
+    def rooms_with(self, product_id: str) -> list[str]:
+        return [sid for sid in self.pairs.get(str(product_id), []) if self.scenes.has(sid)]
+
+    def public_product(self, product_id: str) -> dict[str, Any]:
+        """The product's fields fit for a client: JSON types, no server paths."""
+        record = self.catalog.product(product_id)
+        out: dict[str, Any] = {}
+        for key, value in record.items():
+            if key in ("image", "row_id"):
+                continue
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not np.isfinite(value):
+                value = None
+            if value is None or isinstance(value, (str, int, float, bool)):
+                out[key] = value
+            else:
+                out[key] = str(value)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        catalog = self.catalog
+        return {
+            "catalog": {"path": str(catalog.path), "products": len(catalog),
+                        "categories": len(catalog.categories()), "backbone": catalog.backbone,
+                        "head": catalog.head},
+            "ranker": {"name": self.ranker_name, "note": self.ranker_note},
+            "scenes": len(self.scenes),
+            "adjectives": self.adjectives,
+            "events": {"queued": self.events.pending, "written": self.events.logged,
+                       "failed": self.events.failed},
+            "cache": {"hits": self.cache.hits, "misses": self.cache.misses},
+        }
+
+    def close(self) -> None:
+        self.events.close()
+
+
+# -- building -----------------------------------------------------------------------------
+def image_root_of(products: pd.DataFrame) -> Path:
+    """The folder holding every product photo: the only folder product images are served from."""
+    folders = {str(Path(p).resolve().parent) for p in products["image"].dropna().astype(str)}
+    if not folders:
+        raise ConfigError("the catalog has no product images")
+    root = Path(os.path.commonpath(sorted(folders)))
+    if root == Path(root.anchor):
+        raise ConfigError(
+            "the catalog's product photos share no folder below the file-system root; keep them "
+            "under one image folder so that the site can serve them safely"
+        )
+    return root
+
+
+def _pairs_by_product(pairs: pd.DataFrame) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for sid, pid in zip(pairs["scene_id"].astype(str), pairs["product_id"].astype(str)):
+        out.setdefault(pid, []).append(sid)
+    return out
+
+
+def _adjectives_of(directions: Any) -> list[str]:
+    if directions is None:
+        return []
+    for attr in ("adjectives", "names", "labels"):
+        value = getattr(directions, attr, None)
+        if callable(value):
+            value = value()
+        if value is not None:
+            return [str(v) for v in value]
+    return []
+
+
+def _load_pipeline(config: dict[str, Any]):
+    from shopthelook.config import load_settings
+    from shopthelook.pipeline import ShopTheLook
+
+    if not config.get("CATALOG"):
+        raise ConfigError("no catalog: pass --catalog DIR (build one with 'shopthelook catalog build')")
+    settings = load_settings(config.get("SETTINGS_FILE"))
+    if config.get("DATA_ROOT"):
+        settings = settings.replace(data_root=Path(config["DATA_ROOT"]))
+    ranker, note = load_ranker(config.get("RANKER"))
+    directions = load_directions(config.get("DIRECTIONS"))
+    pipeline = ShopTheLook(config["CATALOG"], settings, ranker=ranker, directions=directions)
+    return pipeline, note
+
+
+def load_ranker(folder: str | Path | None):
+    """The trained ranker when one is given and loads, else visual order and a note why."""
+    try:
+        from ranker.lgbm import load_ranker as load_lgbm
+    except ImportError:
+        from ranker.base import VisualOrderRanker
+
+        note = "no trained ranker in this build: visual order" if folder else None
+        return VisualOrderRanker(), note
+    ranker = load_lgbm(folder)
+    return ranker, getattr(ranker, "fallback_reason", None)
+
+
+def load_directions(folder: str | Path | None):
+    if not folder:
+        return None
+    try:
+        from embedder.directions import load_directions as load
+    except ImportError:
+        raise ConfigError(f"style directions {folder}: this build cannot load them") from None
+    return load(folder)
+
+
+def build_services(config: dict[str, Any], instance_path: str | Path) -> Services:
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    pipeline = config.get("PIPELINE")
+    note = None
+    if pipeline is None:
+        pipeline, note = _load_pipeline(config)
+    data_root = config.get("DATA_ROOT") or getattr(pipeline.settings, "data_root", None)
+    gallery, pairs = _gallery(config.get("SCENES", "ikea"), data_root)
+    events_url = config.get("EVENTS") or (instance / "events.sqlite")
+    adjectives = list(config.get("ADJECTIVES") or _adjectives_of(pipeline.directions))
+    return Services(
+        pipeline=pipeline,
+        scenes=SceneLibrary(gallery, Path(config.get("UPLOAD_FOLDER") or instance / "uploads")),
+        events=EventSink(events_url),
+        image_root=image_root_of(pipeline.catalog.products),
+        pairs=pairs,
+        adjectives=adjectives,
+        max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
+        max_image_pixels=int(config["MAX_IMAGE_PIXELS"]),
+        cache=LookCache(int(config.get("LOOK_CACHE_SIZE", 256))),
+        ranker_note=note,
+    )
+
+
+def _gallery(source: Any, data_root: Any) -> tuple[pd.DataFrame | None, dict[str, list[str]]]:
+    """The gallery scenes and ground-truth pairs; a site without a data root has uploads only."""
+    if source is None or (isinstance(source, str) and not source):
+        return None, {}
+    if isinstance(source, pd.DataFrame):
+        return source, {}
+    from shopthelook import datasets
+
+    try:
+        scenes = datasets.load_scenes(source, data_root=data_root)
+    except DatasetError as exc:
+        log.warning("no gallery scenes: %s", exc)
+        return None, {}
+    pairs: dict[str, list[str]] = {}
+    if datasets.is_dataset_name(source):
+        try:
+            pairs = _pairs_by_product(datasets.load_pairs(source, data_root=data_root))
+        except DatasetError as exc:
+            log.warning("no room pairs: %s", exc)
+    return scenes, pairs
