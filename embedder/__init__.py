@@ -1,0 +1,34 @@
+"""Embedder stage: named backbones (images -> unit vectors) followed by an optional head.
+
+``create_backbone("yolo")``, ``create_embedder(settings)``; ``list_backbones()`` names them.
+"""
+
+from embedder.base import Backbone, l2_normalize
+from embedder.head import Embedder, Head, IdentityHead, load_head
+from embedder.registry import (
+    BackboneEntry,
+    canonical_backbone_name,
+    create_backbone,
+    create_embedder,
+    describe_backbones,
+    list_backbones,
+    register_backbone,
+    registered_backbones,
+)
+
+__all__ = [
+    "Backbone",
+    "BackboneEntry",
+    "Embedder",
+    "Head",
+    "IdentityHead",
+    "canonical_backbone_name",
+    "create_backbone",
+    "create_embedder",
+    "describe_backbones",
+    "l2_normalize",
+    "list_backbones",
+    "load_head",
+    "register_backbone",
+    "registered_backbones",
+]

@@ -113,6 +113,15 @@ class Directions:
         """[n, len(names)] scores on every direction."""
         return np.asarray(embeddings, dtype=np.float32) @ self.vectors.T
 
+    def boost(
+        self, scores: Sequence[float], vectors: np.ndarray, name: str, weight: float = 0.1
+    ) -> np.ndarray:
+        """Candidates' visual ``scores`` raised along direction ``name`` (see :func:`boost`).
+
+        ``vectors`` [n, d] are the candidates' stored vectors, in this set's space.
+        """
+        return boost(np.asarray(scores, dtype=np.float32), self.score(vectors, name), weight)
+
     def check_space(self, backbone: str, head_id: str = "identity", dim: int | None = None) -> None:
         """Refuse to score vectors from another space than the one the directions were built in."""
         if backbone != self.backbone or head_id != self.head_id or (dim is not None and dim != self.dim):

@@ -35,6 +35,8 @@ class RankContext:
 
 class Ranker(ABC):
     name: str = "ranker"
+    #: why a requested ranker could not be used and this one stands in (None = as asked)
+    fallback_reason: str | None = None
 
     @abstractmethod
     def rank(self, context: RankContext, candidates: list[ProductHit]) -> list[ProductHit]:

@@ -106,6 +106,7 @@ def event_queries(events: pd.DataFrame, space: ProductSpace, snap: Snapshot, unt
     groups = []
     last_seen = _last_items(events[events["ts"] < snap.as_of], space)
     for (user, day, category), index in keys:
+        meta = {"user": str(user), "day": str(day.date()), "category": category}
         rows = window.loc[index]
         grades = rows.groupby("product_id")["grade"].max()
         profile = snap.profiles.get(user)
@@ -117,7 +118,7 @@ def event_queries(events: pd.DataFrame, space: ProductSpace, snap: Snapshot, unt
         context = RankContext(user_id=str(user), detection=detection, query_embedding=query_vec)
         groups.append(
             QueryGroup(context, hits, labels, snap.as_of, rows["ts"].min(),
-                       meta={"positives": grades.to_dict(), "user": str(user)})
+                       meta={**meta, "positives": grades.to_dict()})
         )
     return groups
 

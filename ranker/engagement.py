@@ -68,8 +68,7 @@ class EngagementStats:
 
     def lookup(self, product_ids) -> np.ndarray:
         """[n, len(STAT_COLUMNS)]; NaN for products never engaged with (popularity 0)."""
-        out = self.table.reindex([str(p) for p in product_ids])[list(STAT_COLUMNS)].to_numpy(
-            dtype=np.float32
-        )
+        table = self.table.reindex([str(p) for p in product_ids])[list(STAT_COLUMNS)]
+        out = np.array(table.to_numpy(dtype=np.float32), copy=True)
         out[:, 0] = np.nan_to_num(out[:, 0], nan=0.0)
         return out

@@ -158,7 +158,8 @@ class Catalog:
 
         settings = settings or Settings()
         started = time.perf_counter()
-        products = prepare_product_table(table, taxonomy=taxonomy, images_root=images_root)
+        products = prepare_product_table(table, taxonomy=taxonomy, images_root=images_root,
+                                         label=source)
         vectors, ok, failures = embed_products(
             products["image"].tolist(), embedder, settings=settings, show_progress=show_progress
         )

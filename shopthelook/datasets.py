@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shopthelook.errors import DatasetError
+from shopthelook.errors import DatasetError, ProductTableError
 from shopthelook.product_table import (
     normalise_pairs_table,
     normalise_scene_table,
@@ -80,7 +80,11 @@ def load_products(source: str | Path, *, data_root: str | Path | None = None,
         table["image"] = resolve_images(table, Path(images_root) if images_root else path.parent)
         return table
     path = Path(source)
-    table = read_table(path, what="products")
+    table = read_table(path, error=ProductTableError, what="product table")
+    if "image" not in table.columns:
+        raise ProductTableError(
+            f"product table {path}: missing required column 'image'; it has {list(table.columns)[:12]}"
+        )
     table["image"] = resolve_images(table, Path(images_root) if images_root else path.resolve().parent)
     return table
 

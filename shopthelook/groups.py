@@ -182,9 +182,10 @@ class Aggregate:
 def group_means(embeddings: np.ndarray, labels: np.ndarray, order: Sequence) -> np.ndarray:
     """Normalised centroid of each group in ``order`` [G, d]."""
     index = {g: i for i, g in enumerate(order)}
-    rows = np.array([index[g] for g in labels])
+    rows = np.array([index.get(g, -1) for g in labels], dtype=np.int64)
+    keep = rows >= 0  # members of groups outside ``order`` do not count
     sums = np.zeros((len(order), embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, rows, embeddings)
+    np.add.at(sums, rows[keep], embeddings[keep])
     return l2_normalize(sums)
 
 
@@ -304,3 +305,66 @@ def creator_hit_rate(
         )
     sim = group_similarity(embeddings[a], labels[a], embeddings[b], labels[b], names, names, aggregate)
     return hit_rates_from_similarity(sim, ks)
+
+
+# -- cached embeddings ----------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    from shopthelook.config import REPO_ROOT
+
+    return REPO_ROOT / "artifacts" / "cache"
+
+
+def embed_cached(
+    backbone,
+    images: Sequence[str],
+    *,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    show_progress: bool = False,
+    chunk: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings [n, d], ok [n] bool) of image paths, computed once per backbone and list.
+
+    An unreadable image is logged and marked not ok (its row is zero) instead of stopping
+    the job; the cache is written only when the whole list has been seen.
+    """
+    import hashlib
+
+    from tqdm import tqdm
+
+    from shopthelook.errors import ShopTheLookError
+
+    images = [str(p) for p in images]
+    key = hashlib.sha1(("\n".join([backbone.name, *images])).encode()).hexdigest()[:16]
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in backbone.name)
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = folder / f"{safe_name}-{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                if cached["embeddings"].shape == (len(images), backbone.dim):
+                    return cached["embeddings"], cached["ok"]
+        except (OSError, ValueError, KeyError, EOFError):
+            logger.warning("embedding cache %s unreadable; recomputing", path)
+    out = np.zeros((len(images), backbone.dim), dtype=np.float32)
+    ok = np.ones(len(images), dtype=bool)
+    with tqdm(total=len(images), desc=f"embed {backbone.name}", disable=not show_progress) as bar:
+        for start in range(0, len(images), chunk):
+            part = images[start : start + chunk]
+            try:
+                out[start : start + len(part)] = backbone.embed_images(part, batch_size=batch_size)
+            except ShopTheLookError:
+                for i, p in enumerate(part):  # find the bad file(s), keep the rest
+                    try:
+                        out[start + i] = backbone.embed_images([p], batch_size=1)[0]
+                    except ShopTheLookError as exc:
+                        logger.warning("skipped %s: %s", p, exc)
+                        ok[start + i] = False
+            bar.update(len(part))
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, embeddings=out, ok=ok)
+    tmp.replace(path)
+    return out, ok

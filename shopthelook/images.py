@@ -7,6 +7,7 @@ to upright 8-bit RGB so that every later stage sees one format.
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 from pathlib import Path
 from typing import IO
@@ -24,6 +25,15 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 DEFAULT_MAX_PIXELS = 40_000_000
 
 ImageSource = str | Path | bytes | IO[bytes] | Image.Image
+
+
+def _pil_open(fp) -> Image.Image:
+    """PIL's own Image.open. ultralytics replaces it with a wrapper that, on an unidentified
+    file, tries to pip-install a HEIF plugin and logs a traceback: not for our error path."""
+    opener = Image.open
+    module = sys.modules.get(getattr(opener, "__module__", "") or "")
+    original = getattr(module, "_image_open", None) if module is not None else None
+    return (original if callable(original) else opener)(fp)
 
 
 def _describe(source: ImageSource, name: str | None) -> str:
@@ -65,7 +75,7 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image = _pil_open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image (unrecognised format)") from None
     except Exception as exc:  # PIL raises many types for malformed headers

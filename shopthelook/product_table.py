@@ -43,9 +43,10 @@ def resolve_images(table: pd.DataFrame, base: Path | None) -> pd.Series:
 
 
 def prepare_product_table(table: pd.DataFrame | str | Path, *, taxonomy,
-                          images_root: str | Path | None = None) -> pd.DataFrame:
+                          images_root: str | Path | None = None,
+                          label: str | None = None) -> pd.DataFrame:
     """A validated product table: product_id (str), image (absolute), category, name."""
-    label = str(table) if isinstance(table, (str, Path)) else "product table"
+    label = label or (str(table) if isinstance(table, (str, Path)) else "product table")
     if isinstance(table, (str, Path)):
         base = Path(images_root) if images_root else Path(table).resolve().parent
         table = read_table(table, error=ProductTableError, what="product table")

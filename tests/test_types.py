@@ -48,7 +48,8 @@ def test_validated_clips_a_box_that_sticks_out():
 
 
 @pytest.mark.parametrize(
-    "box", [Box(200, 10, 300, 50), Box(-50, -50, -10, -10), Box(10, 90, 50, 120), Box(99, 0, 150, 50)]
+    "box",
+    [Box(200, 10, 300, 50), Box(-50, -50, -10, -10), Box(10, 90, 50, 120), Box(99, 0, 150, 50)],
 )
 def test_validated_refuses_a_box_outside_the_image_and_names_its_size(box):
     with pytest.raises(BoxError) as err:

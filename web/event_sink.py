@@ -91,6 +91,10 @@ class EventSink:
             self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def pending(self) -> int:
         return self._queue.qsize()
 

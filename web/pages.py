@@ -8,6 +8,7 @@ count twice); the save buttons log saves.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from pathlib import Path
@@ -217,7 +218,7 @@ def save(product_id: str):
 
 @bp.post("/user")
 def switch_user():
-    choice = request.form.get("user_id") or ""
+    choice = (request.form.get("user_typed") or "").strip() or request.form.get("user_id") or ""
     if choice == "__new__":
         import secrets
 
@@ -254,7 +255,8 @@ def scene_image(scene_id: str):
 def _thumbnail(scene: Scene, folder: Path):
     # scene photos are ~1000 px; the gallery shows 160 of them, so it gets small copies
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{abs(hash(str(scene.image))) & 0xFFFFFFFFFFFF:x}-{THUMB_SIDE}.jpg"
+    digest = hashlib.sha1(str(scene.image).encode()).hexdigest()[:16]
+    target = folder / f"{digest}-{THUMB_SIDE}.jpg"
     if not target.exists():
         with Image.open(scene.image) as img:
             img = img.convert("RGB")

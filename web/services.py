@@ -272,7 +272,8 @@ def _adjectives_of(directions: Any) -> list[str]:
     return []
 
 
-def _load_pipeline(config: dict[str, Any]):
+def _load_pipeline(config: dict[str, Any], events_url: str | Path):
+    from shopthelook.catalog import Catalog
     from shopthelook.config import load_settings
     from shopthelook.pipeline import ShopTheLook
 
@@ -281,14 +282,19 @@ def _load_pipeline(config: dict[str, Any]):
     settings = load_settings(config.get("SETTINGS_FILE"))
     if config.get("DATA_ROOT"):
         settings = settings.replace(data_root=Path(config["DATA_ROOT"]))
-    ranker, note = load_ranker(config.get("RANKER"))
-    directions = load_directions(config.get("DIRECTIONS"))
-    pipeline = ShopTheLook(config["CATALOG"], settings, ranker=ranker, directions=directions)
+    catalog = Catalog.load(config["CATALOG"])
+    ranker, note = load_ranker(config.get("RANKER"), catalog, events_url)
+    directions = load_directions(config.get("DIRECTIONS"), catalog)
+    pipeline = ShopTheLook(catalog, settings, ranker=ranker, directions=directions)
     return pipeline, note
 
 
-def load_ranker(folder: str | Path | None):
-    """The trained ranker when one is given and loads, else visual order and a note why."""
+def load_ranker(folder: str | Path | None, catalog, events_url: str | Path):
+    """The trained ranker when one is given and loads, else visual order and a note why.
+
+    The ranker reads live events (its own store handle on the same database) so that what a
+    user clicks here shapes their next results.
+    """
     try:
         from ranker.lgbm import load_ranker as load_lgbm
     except ImportError:
@@ -296,31 +302,36 @@ def load_ranker(folder: str | Path | None):
 
         note = "no trained ranker in this build: visual order" if folder else None
         return VisualOrderRanker(), note
-    ranker = load_lgbm(folder)
+    if not folder:
+        return load_lgbm(None), None  # visual order, by choice: no note on the pages
+    from ranker.events import EventStore
+
+    ranker = load_lgbm(folder, catalog=catalog, events=EventStore(events_url))
     return ranker, getattr(ranker, "fallback_reason", None)
 
 
-def load_directions(folder: str | Path | None):
+def load_directions(folder: str | Path | None, catalog):
+    """Style directions for the adjective chips, checked against the catalog's space."""
     if not folder:
         return None
-    try:
-        from embedder.directions import load_directions as load
-    except ImportError:
-        raise ConfigError(f"style directions {folder}: this build cannot load them") from None
-    return load(folder)
+    from embedder.oaar import load_directions as load
+
+    directions = load(folder)
+    directions.check_space(catalog.backbone, catalog.head, catalog.dim)
+    return directions
 
 
 def build_services(config: dict[str, Any], instance_path: str | Path) -> Services:
     instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
+    events_url = config.get("EVENTS") or (instance / "events.sqlite")
     pipeline = config.get("PIPELINE")
     note = None
     if pipeline is None:
-        pipeline, note = _load_pipeline(config)
+        pipeline, note = _load_pipeline(config, events_url)
     data_root = config.get("DATA_ROOT") or getattr(pipeline.settings, "data_root", None)
     gallery, pairs = _gallery(config.get("SCENES", "ikea"), data_root)
-    events_url = config.get("EVENTS") or (instance / "events.sqlite")
-    adjectives = list(config.get("ADJECTIVES") or _adjectives_of(pipeline.directions))
+    adjectives = list(config.get("ADJECTIVES") or _adjectives_of(getattr(pipeline, "directions", None)))
     return Services(
         pipeline=pipeline,
         scenes=SceneLibrary(gallery, Path(config.get("UPLOAD_FOLDER") or instance / "uploads")),

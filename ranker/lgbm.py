@@ -1,0 +1,200 @@
+"""Serving the LightGBM re-ranker: load a model folder, re-order FAISS candidates, explain.
+
+``load_ranker`` never breaks serving: a missing folder or a model trained on another feature
+list gives the visual order, with a logged warning and ``fallback_reason`` saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ranker.attractiveness import ATTRACTIVENESS
+from ranker.base import RankContext, Ranker, VisualOrderRanker
+from ranker.engagement import STAT_COLUMNS, EngagementStats
+from ranker.events import EventStore
+from ranker.features import FEATURE_VERSION, FEATURES, REASONS, FeatureBuilder, reason_group
+from ranker.profile import ProductSpace, ProfileBook, _profile
+from ranker.train import FORMAT_VERSION, MODEL_KIND
+from shopthelook.errors import ShopTheLookError
+from shopthelook.types import ProductHit
+
+log = logging.getLogger(__name__)
+
+#: candidates (best first) that get an explanation; the rest keep reason None
+EXPLAIN_TOP = 10
+#: live events are re-read at most this often
+REFRESH_SECONDS = 60.0
+
+
+class RankerModelError(ShopTheLookError):
+    """A ranker model folder is missing, corrupt, or was trained on another feature list."""
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder)
+    if not (path / "manifest.json").exists() or not (path / "model.txt").exists():
+        raise RankerModelError(
+            f"ranker model {path}: no manifest.json/model.txt (train one with 'shopthelook ranker train')"
+        )
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise RankerModelError(f"ranker model {path}: manifest.json is corrupt ({exc})") from None
+    if manifest.get("kind") != MODEL_KIND or manifest.get("format_version") != FORMAT_VERSION:
+        raise RankerModelError(
+            f"ranker model {path}: kind {manifest.get('kind')!r} format "
+            f"{manifest.get('format_version')!r} is not {MODEL_KIND!r} format {FORMAT_VERSION}"
+        )
+    if manifest.get("features") != list(FEATURES) or manifest.get("feature_version") != FEATURE_VERSION:
+        theirs = manifest.get("features") or []
+        missing = [f for f in FEATURES if f not in theirs]
+        extra = [f for f in theirs if f not in FEATURES]
+        raise RankerModelError(
+            f"ranker model {path} was trained on another feature list (version "
+            f"{manifest.get('feature_version')}, this code has {FEATURE_VERSION}; missing "
+            f"{missing[:5]}, unknown {extra[:5]}); retrain it with 'shopthelook ranker train'"
+        )
+    return manifest
+
+
+class LightGBMRanker(Ranker):
+    name = "lightgbm"
+
+    def __init__(self, booster: lgb.Booster, manifest: dict, space: ProductSpace,
+                 stats: pd.DataFrame, events: EventStore | pd.DataFrame | None = None,
+                 texts: dict | None = None, folder: Path | None = None) -> None:
+        self.booster = booster
+        self.manifest = manifest
+        self.space = space
+        self.folder = folder
+        self.events = events
+        self.fallback_reason = None
+        self._stats = stats
+        self._texts = texts or {}
+        self._lock = threading.Lock()
+        self._loaded_at = -1e18
+        self._builder = self._make_builder()
+
+    @classmethod
+    def load(cls, folder: str | Path, catalog=None, events=None) -> LightGBMRanker:
+        path = Path(folder)
+        manifest = read_manifest(path)
+        if catalog is None:
+            from shopthelook.catalog import Catalog
+
+            catalog_path = manifest.get("catalog", {}).get("path")
+            if not catalog_path:
+                raise RankerModelError(f"ranker model {path}: give the catalog it ranks")
+            catalog = Catalog.load(catalog_path)
+        dim = manifest.get("catalog", {}).get("dim")
+        if dim and int(dim) != int(catalog.dim):
+            raise RankerModelError(
+                f"ranker model {path} was trained on {dim}-d embeddings, the catalog has {catalog.dim}-d"
+            )
+        try:
+            booster = lgb.Booster(model_file=str(path / "model.txt"))
+        except lgb.basic.LightGBMError as exc:
+            raise RankerModelError(f"ranker model {path}: model.txt is corrupt ({exc})") from None
+        if booster.feature_name() != list(FEATURES):
+            raise RankerModelError(f"ranker model {path}: model.txt features differ from features.json")
+        stats = pd.read_parquet(path / "product_stats.parquet")
+        stats.index = stats.index.astype(str)
+        space = ProductSpace.from_catalog(catalog)
+        texts = FeatureBuilder.product_texts(catalog.products)
+        return cls(booster, manifest, space, stats, events=events, texts=texts, folder=path)
+
+    def _make_builder(self) -> FeatureBuilder:
+        pop = self.manifest.get("population", {})
+        frame = pd.DataFrame({"product_id": pop.get("product_ids", [])})
+        population = _profile(None, frame, np.asarray(pop.get("weights", []), float), self.space,
+                              is_population=True)
+        population.price = pop.get("price")
+        profiles = ProfileBook({}, population)
+        engagement = EngagementStats(self._stats.reindex(columns=list(STAT_COLUMNS)), None)
+        attractiveness = self._stats.reindex(columns=list(ATTRACTIVENESS))
+        live = self._live_events()
+        if live is not None and not live.empty:
+            profiles = ProfileBook.build(live, self.space)
+            if not profiles.profiles:
+                profiles = ProfileBook({}, population)
+            engagement = EngagementStats.build(live, catalog_prices=self._stats.get("price"))
+        return FeatureBuilder(self.space, profiles, engagement, attractiveness=attractiveness,
+                              texts=self._texts, vocab=self.manifest.get("vocab", {}))
+
+    def _live_events(self) -> pd.DataFrame | None:
+        self._loaded_at = time.monotonic()
+        if self.events is None:
+            return None
+        if isinstance(self.events, pd.DataFrame):
+            return self.events
+        try:
+            return self.events.to_frame()
+        except ShopTheLookError as exc:
+            log.warning("ranker: events unavailable, using the training snapshot (%s)", exc)
+            return None
+
+    def builder(self) -> FeatureBuilder:
+        if isinstance(self.events, EventStore) and time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+                    self._builder = self._make_builder()
+        return self._builder
+
+    def score(self, context: RankContext, candidates: list[ProductHit]) -> tuple[np.ndarray, np.ndarray]:
+        X = self.builder().build(context, candidates)
+        return self.booster.predict(X), X
+
+    def rank(self, context: RankContext, candidates: list[ProductHit]) -> list[ProductHit]:
+        if not candidates:
+            return []
+        scores, X = self.score(context, candidates)
+        order = np.argsort(-scores, kind="stable")
+        top = order[:EXPLAIN_TOP]
+        contrib = self.booster.predict(X[top], pred_contrib=True)[:, : len(FEATURES)]
+        reasons = {int(i): self._reason(c, context) for i, c in zip(top, contrib, strict=True)}
+        ranked = []
+        for i in order:
+            hit = candidates[int(i)]
+            hit.score = float(scores[i])
+            hit.reason = reasons.get(int(i))
+            hit.features = dict(zip(FEATURES, X[i].tolist(), strict=True))
+            ranked.append(hit)
+        return ranked
+
+    def _reason(self, contrib: np.ndarray, context: RankContext, parts: int = 3) -> str:
+        totals: dict[str, float] = {}
+        for name, value in zip(FEATURES, contrib, strict=True):
+            group = reason_group(name)
+            totals[group] = totals.get(group, 0.0) + float(value)
+        best = [g for g, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0][:parts]
+        if not best:
+            best = ["visual"]
+        cold = self.builder().profiles.get(context.user_id).is_population
+        words = []
+        for group in best:
+            key = "popular_style" if group == "style" and cold else group
+            words.append(REASONS[key].format(adjective=context.adjective or ""))
+        return " · ".join(words)
+
+
+def load_ranker(folder: str | Path | None, catalog=None, events=None) -> Ranker:
+    """The trained ranker in ``folder``, or the visual order (with a warning) when unusable."""
+    if folder is None or str(folder) == "":
+        fallback = VisualOrderRanker()
+        fallback.fallback_reason = "no ranker model configured: visual order"
+        return fallback
+    try:
+        return LightGBMRanker.load(folder, catalog=catalog, events=events)
+    except (ShopTheLookError, OSError, ValueError) as exc:
+        fallback = VisualOrderRanker()
+        fallback.fallback_reason = f"ranker unavailable, showing the visual order: {exc}"
+        log.warning(fallback.fallback_reason)
+        return fallback

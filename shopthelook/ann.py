@@ -1,0 +1,422 @@
+"""Per-category vector indexes: exact below a size threshold, approximate above, tuned to a recall.
+
+``build_index`` picks the index kind from the category's size:
+
+* ``flat``     exact inner-product search (IndexIDMap2 over IndexFlatIP); n <= exact_max.
+* ``ivf-sq8``  inverted lists with 8-bit scalar-quantised codes (a quarter of float32); the
+               default above exact_max. Deletes in place, and adding vectors never moves the
+               others, so an ``add`` cannot change other products' results.
+* ``ivf-pq``   inverted lists with product-quantised codes (d/2 bytes or less) for categories
+               above ``pq_min``, where even SQ8 codes are too big for memory.
+* ``hnsw``     a graph over SQ8 codes (IndexHNSWSQ): lowest latency, but a graph cannot drop a
+               node, so deleted vectors become tombstones (their id set to -1 in the id map,
+               which persists in the index file) until ``compact`` rebuilds it. Chosen on request.
+
+Approximate kinds are trained on a sample and their search parameter (nprobe / efSearch) is
+raised until recall@k against exact search on held-out queries reaches the target. Optionally
+(``refine``) the top k*refine candidates are re-scored exactly with the float32 vectors the
+catalog keeps anyway, which buys recall without storing vectors twice. The chosen parameters
+and the measured recall go in an ``IndexSpec`` that the catalog stores in its manifest and
+re-applies after loading (``apply_search_params``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import faiss
+import numpy as np
+
+from shopthelook.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("flat", "ivf-sq8", "ivf-pq", "hnsw")
+NPROBE_LADDER = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+#: a tombstoned vector is stored with this id; searches exclude it
+TOMBSTONE = -1
+#: compact when this share of an index is tombstones
+COMPACT_TOMBSTONE_SHARE = 0.10
+#: an IVF trained for n vectors serves up to this many times n before it is retrained
+IVF_GROWTH_LIMIT = 4.0
+
+#: rescore(ids) -> float32 [len(ids), d] stored vectors of those ids (for ``refine``)
+Rescorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class IndexSpec:
+    """How one category's index was built and must be searched (stored in the manifest)."""
+
+    kind: str
+    dim: int
+    n: int
+    params: dict[str, Any] = field(default_factory=dict)
+    target_recall: float = 0.95
+    recall: float | None = None
+    k: int = 10
+    tuning_queries: int = 0
+    train_size: int = 0
+    build_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSpec:
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        if known.get("kind") not in KINDS:
+            raise CatalogError(
+                f"index spec has unknown kind {data.get('kind')!r}; rebuild the catalog"
+            )
+        return cls(**known)
+
+    @property
+    def target_met(self) -> bool:
+        return self.recall is None or self.recall >= self.target_recall
+
+
+@dataclass
+class IndexOptions:
+    """Choices for ``build_index``; the defaults suit 100k-1M vectors per catalog."""
+
+    exact_max: int = 20_000
+    pq_min: int = 2_000_000
+    kind: str = "auto"  # auto | flat | ivf-sq8 | ivf-pq | hnsw
+    target_recall: float = 0.95
+    k: int = 10
+    tuning_queries: int = 200
+    refine: int = 1  # re-score k*refine candidates exactly (needs a rescorer at search time)
+    train_max: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    seed: int = 0
+
+
+def choose_kind(n: int, options: IndexOptions) -> str:
+    if options.kind != "auto":
+        if options.kind not in KINDS:
+            raise CatalogError(
+                f"unknown index kind {options.kind!r}; choose one of {', '.join(KINDS)}"
+            )
+        return "flat" if n <= max(options.k, 256) else options.kind  # too few to train on
+    if n <= options.exact_max:
+        return "flat"
+    return "ivf-pq" if n >= options.pq_min else "ivf-sq8"
+
+
+def build_index(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    *,
+    exact_max: int = 20_000,
+    target_recall: float = 0.95,
+    options: IndexOptions | None = None,
+    tune_queries: np.ndarray | None = None,
+    rescore: Rescorer | None = None,
+    **overrides: Any,
+) -> tuple[faiss.Index, IndexSpec]:
+    """Build, train and tune an index for L2-normalised ``vectors`` with int64 ``ids``.
+
+    ``tune_queries`` (optional) are real query vectors for tuning; without them held-out members
+    are the queries and each one's own id is left out of both result lists. ``rescore`` returns
+    stored vectors by id and is needed only when ``options.refine > 1``.
+    """
+    options = options or IndexOptions(exact_max=exact_max, target_recall=target_recall)
+    for name, value in overrides.items():
+        if not hasattr(options, name):
+            raise TypeError(f"build_index got an unknown option {name!r}")
+        setattr(options, name, value)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise CatalogError(f"build_index: {vectors.shape} vectors for {ids.shape} ids")
+    n, dim = vectors.shape
+    started = time.perf_counter()
+    kind = choose_kind(n, options)
+    rng = np.random.default_rng(options.seed)
+    train = (
+        vectors
+        if n <= options.train_max
+        else vectors[np.sort(rng.choice(n, options.train_max, replace=False))]
+    )
+    index, params = _new_index(kind, dim, n, options)
+    if not index.is_trained:
+        index.train(train)
+    index.add_with_ids(vectors, ids)
+    spec = IndexSpec(
+        kind=kind,
+        dim=dim,
+        n=n,
+        params=params,
+        target_recall=options.target_recall,
+        k=options.k,
+        train_size=len(train) if kind != "flat" else 0,
+    )
+    if kind != "flat":
+        _tune(index, spec, vectors, ids, options, tune_queries, rescore, rng)
+    apply_search_params(index, spec)
+    spec.build_seconds = round(time.perf_counter() - started, 3)
+    if not spec.target_met:
+        log.warning(
+            "index (%s, %d vectors) reaches recall@%d %.3f, below the target %.2f",
+            kind,
+            n,
+            spec.k,
+            spec.recall,
+            spec.target_recall,
+        )
+    return index, spec
+
+
+def _new_index(kind: str, dim: int, n: int, options: IndexOptions) -> tuple[faiss.Index, dict]:
+    ip = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), {}
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, options.hnsw_m, ip)
+        inner.hnsw.efConstruction = options.ef_construction
+        return faiss.IndexIDMap2(inner), {
+            "M": options.hnsw_m,
+            "efConstruction": options.ef_construction,
+            "efSearch": 64,
+            "refine": options.refine,
+        }
+    # about sqrt(n) lists: a few thousand codes scanned per probe keeps k-means training cheap
+    nlist = int(min(65536, max(16, 2 ** round(math.log2(math.sqrt(n))))))
+    nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per list
+    quantizer = faiss.IndexFlatIP(dim)
+    if kind == "ivf-sq8":
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, ip
+        )
+        params = {"nlist": nlist, "nprobe": 8, "refine": options.refine}
+    else:
+        m = _pq_subquantizers(dim)
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, ip)
+        params = {"nlist": nlist, "nprobe": 8, "pq_m": m, "refine": max(options.refine, 4)}
+    index.cp.seed = options.seed
+    index.cp.niter = 12
+    index.cp.max_points_per_centroid = max(39, options.train_max // nlist)
+    return index, params
+
+
+def _pq_subquantizers(dim: int) -> int:
+    """The largest m <= dim/2 dividing dim (one byte per 2+ dimensions)."""
+    for m in range(max(1, dim // 2), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1
+
+
+def _tune(
+    index, spec: IndexSpec, vectors, ids, options: IndexOptions, tune_queries, rescore, rng
+) -> None:
+    """Raise nprobe / efSearch until recall@k on held-out queries meets the target."""
+    k = options.k
+    exact = faiss.IndexFlatIP(spec.dim)
+    exact.add(vectors)
+    if tune_queries is not None and len(tune_queries):
+        queries = np.ascontiguousarray(tune_queries, dtype=np.float32)
+        self_ids = None
+    else:
+        pick = rng.choice(len(vectors), min(options.tuning_queries, len(vectors)), replace=False)
+        queries, self_ids = vectors[pick], ids[pick]
+    _, rows = exact.search(queries, k + 1)
+    truth = [
+        _without(ids[r[r >= 0]], None if self_ids is None else self_ids[i], k)
+        for i, r in enumerate(rows)
+    ]
+    spec.tuning_queries = len(queries)
+    if rescore is None and int(spec.params.get("refine", 1)) > 1:
+        rescore = rescorer_for(vectors, ids)
+    name = "efSearch" if spec.kind == "hnsw" else "nprobe"
+    ladder = (
+        EF_LADDER
+        if spec.kind == "hnsw"
+        else [p for p in NPROBE_LADDER if p <= spec.params["nlist"]]
+    )
+    ladder = [v for v in ladder if spec.kind != "hnsw" or v >= k]
+    best = None
+    for value in ladder:
+        spec.params[name] = int(value)
+        apply_search_params(index, spec)
+        found = search(index, spec, queries, k + 1, rescore=rescore)[1]
+        recall = float(
+            np.mean(
+                [
+                    len(
+                        set(_without(f[f >= 0], None if self_ids is None else self_ids[i], k))
+                        & set(t)
+                    )
+                    / max(1, len(t))
+                    for i, (f, t) in enumerate(zip(found, truth, strict=True))
+                ]
+            )
+        )
+        best = recall
+        if recall >= options.target_recall:
+            break
+    spec.recall = round(best, 4) if best is not None else None
+
+
+def _without(found: np.ndarray, self_id, k: int) -> list[int]:
+    out = [int(i) for i in found if self_id is None or i != self_id]
+    return out[:k]
+
+
+def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+    """Set the tuned nprobe / efSearch on a freshly loaded index."""
+    inner = _inner(index)
+    if spec.kind == "hnsw":
+        inner.hnsw.efSearch = int(spec.params.get("efSearch", 64))
+    elif spec.kind in ("ivf-sq8", "ivf-pq"):
+        faiss.extract_index_ivf(inner).nprobe = int(spec.params.get("nprobe", 8))
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    index = faiss.downcast_index(index)
+    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        return faiss.downcast_index(index.index)
+    return index
+
+
+_LIVE_ONLY = None
+
+
+def _live_selector():
+    global _LIVE_ONLY
+    if _LIVE_ONLY is None:
+        _LIVE_ONLY = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array([TOMBSTONE], np.int64)))
+    return _LIVE_ONLY
+
+
+def search(
+    index: faiss.Index,
+    spec: IndexSpec,
+    queries: np.ndarray,
+    k: int,
+    *,
+    rescore: Rescorer | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, ids) per query; tombstones excluded, exact re-scoring when refined."""
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    refine = int(spec.params.get("refine", 1)) if rescore is not None else 1
+    fetch = min(max(k, k * refine), max(1, index.ntotal))
+    params = None
+    if spec.kind == "hnsw" and count_tombstones(index):
+        params = faiss.SearchParametersHNSW(
+            efSearch=max(int(spec.params.get("efSearch", 64)), fetch), sel=_live_selector()
+        )
+    elif spec.kind == "hnsw":
+        _inner(index).hnsw.efSearch = max(int(spec.params.get("efSearch", 64)), fetch)
+    scores, ids = (
+        index.search(queries, fetch, params=params) if params else index.search(queries, fetch)
+    )
+    if refine > 1:
+        scores, ids = _rescore(queries, ids, rescore, k)
+    return scores[:, :k], ids[:, :k]
+
+
+def _rescore(queries, ids, rescore: Rescorer, k: int) -> tuple[np.ndarray, np.ndarray]:
+    out_s = np.full((len(queries), k), -np.inf, np.float32)
+    out_i = np.full((len(queries), k), -1, np.int64)
+    for q, row in enumerate(ids):
+        row = row[row >= 0]
+        if not len(row):
+            continue
+        exact = rescore(row) @ queries[q]
+        order = np.argsort(-exact, kind="stable")[:k]
+        out_s[q, : len(order)] = exact[order]
+        out_i[q, : len(order)] = row[order]
+    return out_s, out_i
+
+
+def rescorer_for(vectors: np.ndarray, ids: np.ndarray) -> Rescorer:
+    """A rescorer over in-memory vectors whose row i has id ids[i]."""
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+
+    def rescore(wanted: np.ndarray) -> np.ndarray:
+        return vectors[order[np.searchsorted(sorted_ids, wanted)]]
+
+    return rescore
+
+
+# -- updates ----------------------------------------------------------------------------
+def add_vectors(index: faiss.Index, spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray) -> None:
+    """Add without retraining (IVF keeps its lists, so no other product's results move)."""
+    if len(ids):
+        index.add_with_ids(
+            np.ascontiguousarray(vectors, dtype=np.float32),
+            np.ascontiguousarray(ids, dtype=np.int64),
+        )
+
+
+def remove_ids(index: faiss.Index, spec: IndexSpec, ids: np.ndarray) -> int:
+    """Delete in place (flat, IVF) or tombstone (HNSW); returns how many were found."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if not len(ids):
+        return 0
+    if spec.kind != "hnsw":
+        return int(index.remove_ids(faiss.IDSelectorBatch(ids)))
+    index = faiss.downcast_index(index)
+    id_map = faiss.vector_to_array(index.id_map)
+    hit = np.isin(id_map, ids)
+    id_map[hit] = TOMBSTONE
+    faiss.copy_array_to_vector(id_map, index.id_map)
+    index.construct_rev_map()
+    return int(hit.sum())
+
+
+def count_tombstones(index: faiss.Index) -> int:
+    index = faiss.downcast_index(index)
+    if not isinstance(index, faiss.IndexIDMap2) or not isinstance(_inner(index), faiss.IndexHNSW):
+        return 0
+    return int((faiss.vector_to_array(index.id_map) == TOMBSTONE).sum())
+
+
+def live_count(index: faiss.Index) -> int:
+    """Vectors a search can return (ntotal less tombstones): compare this with the table."""
+    return int(index.ntotal) - count_tombstones(index)
+
+
+def needs_compaction(
+    index: faiss.Index, spec: IndexSpec, options: IndexOptions | None = None
+) -> str | None:
+    """Why the index should be rebuilt, or None: tombstones, or a size its kind no longer fits."""
+    options = options or IndexOptions()
+    live = live_count(index)
+    dead = count_tombstones(index)
+    if dead and dead >= COMPACT_TOMBSTONE_SHARE * max(1, index.ntotal):
+        return f"{dead} of {index.ntotal} vectors are deleted tombstones"
+    if spec.kind == "flat" and live > 2 * options.exact_max:
+        return f"exact index holds {live} vectors (> 2 x exact_max {options.exact_max})"
+    if spec.kind != "flat" and live > IVF_GROWTH_LIMIT * max(1, spec.n):
+        return f"grew from {spec.n} to {live} vectors since it was trained"
+    if spec.kind != "flat" and options.kind == "auto" and live <= options.exact_max // 2:
+        return f"shrank to {live} vectors: an exact index is smaller and exact"
+    return None
+
+
+def compact(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    spec: IndexSpec,
+    options: IndexOptions | None = None,
+    **kwargs: Any,
+) -> tuple[faiss.Index, IndexSpec]:
+    """Rebuild from the live vectors (drops tombstones, re-chooses the kind, re-tunes)."""
+    options = options or IndexOptions(target_recall=spec.target_recall, k=spec.k)
+    return build_index(vectors, ids, options=options, **kwargs)
+
+
+def index_bytes(index: faiss.Index) -> int:
+    """Serialized size: what the index occupies in memory, to a few percent."""
+    return int(faiss.serialize_index(index).size)

@@ -1,0 +1,194 @@
+"""A real browser (headless Debian Chromium driven by Playwright) uses the site as a person would.
+
+The app is served by waitress on 127.0.0.1 in a thread; every request the browser makes to
+another host is blocked and fails the test. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.test_web_helpers import build_catalog, build_pipeline, web_config, write_scenes
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def _need_browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright; never 'playwright "
+                    "install': the test drives the system's Chromium)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
+    return sync_playwright
+
+
+class LocalServer:
+    """waitress serving ``app`` on a free port of 127.0.0.1, in a thread."""
+
+    def __init__(self, app) -> None:
+        import waitress
+
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A fresh Chromium profile whose only reachable host is 127.0.0.1."""
+    sync_playwright = _need_browser()
+    blocked: list[str] = []
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if host == "127.0.0.1" or route.request.url.startswith(("data:", "about:")):
+            return route.continue_()
+        blocked.append(route.request.url)
+        return route.abort()
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 860})
+        context.route("**/*", guard)
+        page = context.pages[0] if context.pages else context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            yield page
+        finally:
+            context.close()
+    assert not blocked, f"the page tried to reach other hosts: {blocked[:5]}"
+    assert not errors, f"JavaScript errors: {errors[:5]}"
+
+
+@pytest.fixture
+def site(tmp_path):
+    from web import create_app, services_of
+
+    catalog = build_catalog(tmp_path)
+    scenes = write_scenes(tmp_path / "scenes", catalog)
+    app = create_app(web_config(tmp_path, build_pipeline(catalog), scenes))
+    with LocalServer(app) as server:
+        yield server, services_of(app)
+    services_of(app).close()
+
+
+def _open_scene_and_click_a_product(page, base_url, scene_id, services, shot: str):
+    page.goto(base_url + "/")
+    tiles = page.locator(f'a.scene-tile[data-scene-id="{scene_id}"]')
+    assert tiles.count() == 1
+    tiles.click()
+    page.wait_for_url(f"**/scene/{scene_id}")
+    dots = page.locator("a.dot")
+    assert dots.count() >= 1
+    dots.nth(dots.count() - 1).click()  # the last dot: not the default selection when >1
+    page.wait_for_load_state()
+    cards = page.locator("li.product-card")
+    assert cards.count() >= 1
+    first_id = cards.first.get_attribute("data-product-id")
+    for img in page.locator(".results img").all() + [page.locator(".photo-frame img")]:
+        img.scroll_into_view_if_needed()
+        assert img.evaluate("i => i.complete && i.naturalWidth > 0"), "an image did not load"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    user_id = next(c["value"] for c in page.context.cookies() if c["name"] == "stl_user")
+    cards.first.locator("a.product-link").click()
+    page.wait_for_url(f"**/product/{first_id}*")
+    assert page.locator("h1").count() == 1
+    services.events.flush()
+    assert services.events.count(user_id=user_id, event_type="click", product_id=first_id,
+                                 scene_id=scene_id) == 1
+    assert services.events.count(user_id=user_id, event_type="impression") >= cards.count()
+    return user_id, first_id
+
+
+def test_browse_scene_click_dot_and_product(site, browser_page):
+    server, services = site
+    page = browser_page
+    user_id, product_id = _open_scene_and_click_a_product(page, server.url, "room-a", services,
+                                                          "scene.png")
+    assert product_id == "P001"  # the sofa dot's best match is the sofa pasted into the room
+    assert page.evaluate("window.pwned") is None  # hostile product names stay text
+
+    # save it: the save lands in the store under the same cookie user
+    page.locator("button.save").first.click()
+    page.wait_for_url("**saved=P001")
+    services.events.flush()
+    assert services.events.count(user_id=user_id, event_type="save", product_id="P001") == 1
+
+    # drag a box on the photo: the page searches that region
+    page.goto(server.url + "/scene/room-b")
+    frame = page.locator("#photo").bounding_box()
+    page.mouse.move(frame["x"] + frame["width"] * 0.06, frame["y"] + frame["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] * 0.3, frame["y"] + frame["height"] * 0.7,
+                    steps=6)
+    page.mouse.up()
+    page.wait_for_url("**/scene/room-b?box=*")
+    assert "(your box)" in page.locator(".results h2").inner_text()
+    assert page.locator("li.product-card").count() >= 1
+
+    # switch user: the switcher's choice becomes the user the page ranks for
+    page.select_option("#user-select", "bob")
+    page.wait_for_load_state()
+    assert "ranked for bob" in page.locator(".results h2").inner_text()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_real_ikea_room_with_yolo(tmp_path, ikea_root, yolo_weights, browser_page):
+    """A real IKEA room, the real YOLO detector, a catalog of real IKEA products (hvf)."""
+    import pandas as pd
+
+    from embedder import create_embedder
+    from shopthelook.catalog import Catalog
+    from shopthelook.config import load_settings
+    from shopthelook.datasets import load_pairs, load_products, load_scenes
+    from shopthelook.pipeline import ShopTheLook
+    from shopthelook.taxonomy import load_taxonomy
+    from web import create_app, services_of
+
+    settings = load_settings(backbone="hvf", detector_weights=str(yolo_weights),
+                             data_root=ikea_root.parent, threads=2)
+    scenes = load_scenes("ikea", data_root=ikea_root.parent)
+    pairs = load_pairs("ikea", data_root=ikea_root.parent)
+    rooms = scenes[scenes["room_category"].isin(["Living room", "Livingroom"])].head(2)
+    rooms = rooms if len(rooms) else scenes.head(2)
+    products = load_products("ikea", data_root=ikea_root.parent)
+    wanted = set(pairs[pairs["scene_id"].isin(rooms["scene_id"])]["product_id"])
+    table = pd.concat([products[products["product_id"].isin(wanted)],
+                       products.sample(250, random_state=0)]).drop_duplicates("product_id")
+    catalog = Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
+                            out=tmp_path / "catalog", settings=settings)
+    pipeline = ShopTheLook(catalog, settings)
+    config = web_config(tmp_path, pipeline, tmp_path, SCENES=rooms, TOP_K=8)
+    app = create_app(config)
+    try:
+        with LocalServer(app) as server:
+            _open_scene_and_click_a_product(browser_page, server.url, rooms["scene_id"].iloc[0],
+                                            services_of(app), "scene-ikea.png")
+    finally:
+        services_of(app).close()

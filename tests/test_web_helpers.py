@@ -1,0 +1,112 @@
+"""Builders for the web tests: a tiny real catalog, drawn scenes, a real pipeline and the app.
+
+(No tests here; the web, page and browser tests import these.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from detector.base import Detector
+from shopthelook.types import Box, Detection
+from tests.conftest import draw_image
+
+CATEGORIES = ("chair", "sofa", "vase")
+#: a product name that would run script if the pages did not escape it
+HOSTILE_NAME = '<script>window.pwned=1</script><b>Bold & "quoted"</b>'
+SCENE_SIZE = (256, 128)
+#: where the fixed detector "finds" the two pasted products in every drawn scene
+BOXES = [
+    Detection(Box(20, 30, 84, 94), "chair", 0.9, "chair", ("chair",)),
+    Detection(Box(160, 30, 224, 94), "couch", 0.8, "sofa", ("sofa",)),
+]
+
+
+class FixedDetector(Detector):
+    """Reports the same two boxes for any scene: the web layer, not detection, is under test."""
+
+    name = "fixed"
+
+    def detect(self, image):
+        return list(BOXES)
+
+
+def write_products(folder: Path, n: int = 12) -> Path:
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"p{i:03d}.png"
+        draw_image(100 + i, (64, 64)).save(folder / "img" / name)
+        rows.append({"product_id": f"P{i:03d}", "image": f"img/{name}",
+                     "category": CATEGORIES[i % len(CATEGORIES)],
+                     "name": HOSTILE_NAME if i == 2 else f"Product {i}",
+                     "color": "dark" if i % 2 else "light", "price": 10.0 + i})
+    path = folder / "products.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def write_scenes(folder: Path, catalog) -> Path:
+    """Two drawn rooms with products pasted where FixedDetector reports them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (left, right) in {"room-a": ("P000", "P001"), "room-b": ("P003", "P004")}.items():
+        scene = Image.new("RGB", SCENE_SIZE, (235, 232, 225))
+        scene.paste(Image.open(catalog.product(left)["image"]).convert("RGB"), (20, 30))
+        scene.paste(Image.open(catalog.product(right)["image"]).convert("RGB"), (160, 30))
+        scene.save(folder / f"{name}.png")
+    return folder
+
+
+def build_catalog(folder: Path, n: int = 12):
+    from embedder import create_embedder
+    from shopthelook.catalog import Catalog
+    from shopthelook.config import load_settings
+    from shopthelook.taxonomy import load_taxonomy
+
+    settings = load_settings(backbone="hvf")
+    table = write_products(folder / "src", n)
+    return Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
+                         out=folder / "catalog", settings=settings)
+
+
+def build_directions(catalog):
+    """Label directions ("dark", "light") from the products' colour column: real OAAR code."""
+    from embedder.oaar import label_directions
+
+    products = catalog.products
+    return label_directions(catalog.embeddings(products["product_id"].tolist()),
+                            products["color"].tolist(), products["category"].tolist(),
+                            backbone=catalog.backbone, head_id=catalog.head, min_items=2)
+
+
+def build_pipeline(catalog, ranker=None):
+    from shopthelook.config import load_settings
+    from shopthelook.pipeline import ShopTheLook
+
+    settings = load_settings(backbone="hvf", threads=1)
+    return ShopTheLook(catalog, settings, detector=FixedDetector(), ranker=ranker,
+                       directions=build_directions(catalog))
+
+
+def web_config(root: Path, pipeline, scenes: Path, **extra) -> dict:
+    return {
+        "PIPELINE": pipeline,
+        "SCENES": str(scenes),
+        "EVENTS": str(root / "events.sqlite"),
+        "INSTANCE_PATH": str(root / "instance"),
+        "MAX_UPLOAD_BYTES": 300_000,
+        "MAX_IMAGE_PIXELS": 1_000_000,
+        "TOP_K": 4,
+        **extra,
+    }
+
+
+def png_bytes(size=(200, 120), seed: int = 7) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    draw_image(seed, size).save(buffer, "PNG")
+    return buffer.getvalue()
