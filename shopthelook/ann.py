@@ -124,8 +124,8 @@ def build_index(
 ) -> tuple[faiss.Index, IndexSpec]:
     """Build, train and tune an index for L2-normalised ``vectors`` with int64 ``ids``.
 
-    ``tune_queries`` (optional) are real query vectors for tuning; without them held-out members
-    are the queries and each one's own id is left out of both result lists. ``rescore`` returns
+    ``tune_queries`` (optional) are real query vectors (e.g. embedded scene crops) for tuning;
+    without them a sample of the vectors is held out of the index while tuning, then added. ``rescore`` returns
     stored vectors by id and is needed only when ``options.refine > 1``.
     """
     options = options or IndexOptions(exact_max=exact_max, target_recall=target_recall)
@@ -149,7 +149,6 @@ def build_index(
     index, params = _new_index(kind, dim, n, options)
     if not index.is_trained:
         index.train(train)
-    index.add_with_ids(vectors, ids)
     spec = IndexSpec(
         kind=kind,
         dim=dim,
@@ -159,8 +158,19 @@ def build_index(
         k=options.k,
         train_size=len(train) if kind != "flat" else 0,
     )
-    if kind != "flat":
-        _tune(index, spec, vectors, ids, options, tune_queries, rescore, rng)
+    if kind == "flat":
+        index.add_with_ids(vectors, ids)
+    elif tune_queries is not None and len(tune_queries):
+        index.add_with_ids(vectors, ids)
+        _tune(index, spec, vectors, ids, tune_queries, options, rescore)
+    else:
+        # hold a sample out while tuning: a query that is itself in the index (an HNSW node)
+        # is found far more easily than a new photo, which would tune the search too low
+        held = np.zeros(n, bool)
+        held[rng.choice(n, min(options.tuning_queries, n // 10), replace=False)] = True
+        index.add_with_ids(vectors[~held], ids[~held])
+        _tune(index, spec, vectors[~held], ids[~held], vectors[held], options, rescore)
+        index.add_with_ids(vectors[held], ids[held])
     apply_search_params(index, spec)
     spec.build_seconds = round(time.perf_counter() - started, 3)
     if not spec.target_met:
@@ -215,60 +225,31 @@ def _pq_subquantizers(dim: int) -> int:
     return 1
 
 
-def _tune(
-    index, spec: IndexSpec, vectors, ids, options: IndexOptions, tune_queries, rescore, rng
-) -> None:
-    """Raise nprobe / efSearch until recall@k on held-out queries meets the target."""
+def _tune(index, spec: IndexSpec, vectors, ids, queries, options: IndexOptions, rescore) -> None:
+    """Raise nprobe / efSearch until recall@k against exact search meets the target."""
     k = options.k
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     exact = faiss.IndexFlatIP(spec.dim)
     exact.add(vectors)
-    if tune_queries is not None and len(tune_queries):
-        queries = np.ascontiguousarray(tune_queries, dtype=np.float32)
-        self_ids = None
-    else:
-        pick = rng.choice(len(vectors), min(options.tuning_queries, len(vectors)), replace=False)
-        queries, self_ids = vectors[pick], ids[pick]
-    _, rows = exact.search(queries, k + 1)
-    truth = [
-        _without(ids[r[r >= 0]], None if self_ids is None else self_ids[i], k)
-        for i, r in enumerate(rows)
-    ]
+    truth = [set(ids[r[r >= 0]].tolist()) for r in exact.search(queries, k)[1]]
     spec.tuning_queries = len(queries)
     if rescore is None and int(spec.params.get("refine", 1)) > 1:
         rescore = rescorer_for(vectors, ids)
-    name = "efSearch" if spec.kind == "hnsw" else "nprobe"
-    ladder = (
-        EF_LADDER
-        if spec.kind == "hnsw"
-        else [p for p in NPROBE_LADDER if p <= spec.params["nlist"]]
-    )
-    ladder = [v for v in ladder if spec.kind != "hnsw" or v >= k]
-    best = None
+    if spec.kind == "hnsw":
+        name, ladder = "efSearch", [v for v in EF_LADDER if v >= k]
+    else:
+        name, ladder = "nprobe", [p for p in NPROBE_LADDER if p <= spec.params["nlist"]]
     for value in ladder:
         spec.params[name] = int(value)
         apply_search_params(index, spec)
-        found = search(index, spec, queries, k + 1, rescore=rescore)[1]
-        recall = float(
-            np.mean(
-                [
-                    len(
-                        set(_without(f[f >= 0], None if self_ids is None else self_ids[i], k))
-                        & set(t)
-                    )
-                    / max(1, len(t))
-                    for i, (f, t) in enumerate(zip(found, truth, strict=True))
-                ]
-            )
-        )
-        best = recall
-        if recall >= options.target_recall:
+        found = search(index, spec, queries, k, rescore=rescore)[1]
+        hits = [
+            len(truth_row & set(row.tolist())) / max(1, len(truth_row))
+            for row, truth_row in zip(found, truth, strict=True)
+        ]
+        spec.recall = round(float(np.mean(hits)), 4)
+        if spec.recall >= options.target_recall:
             break
-    spec.recall = round(best, 4) if best is not None else None
-
-
-def _without(found: np.ndarray, self_id, k: int) -> list[int]:
-    out = [int(i) for i in found if self_id is None or i != self_id]
-    return out[:k]
 
 
 def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:

@@ -322,7 +322,6 @@ def distributed_train_ranker(
         "min_child_samples": config.min_data_in_leaf,
         "colsample_bytree": config.feature_fraction,
         "random_state": config.seed,
-        "num_threads": 1,
         "deterministic": True,
         "verbose": -1,
         "lambdarank_truncation_level": 20,
@@ -335,7 +334,7 @@ def distributed_train_ranker(
     Xd, yd, gd = _dask_arrays(X, y, sizes, workers)
     if valid is not None and len(valid[2]):
         Xv, yv, gv = _dask_arrays(*valid, workers)
-        fit_kwargs.update(eval_set=[(Xv, yv)], eval_group=[gv], eval_at=[10])
+        fit_kwargs.update(eval_X=(Xv,), eval_y=(yv,), eval_group=[gv], eval_at=[10])
     started = time.perf_counter()
     model = DaskLGBMRanker(client=client, **params).fit(Xd, yd, group=gd, **fit_kwargs)
     booster = model.booster_
