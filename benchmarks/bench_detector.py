@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--coverage-rooms", type=int, default=0, help="rooms for coverage (0 = every room)"
     )
+    parser.add_argument("--skip-coverage", action="store_true", help="time only")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         f"median {np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, "
         f"mean {ms.mean():.1f} ms, min {ms.min():.1f} ms, max {ms.max():.1f} ms"
     )
+
+    if args.skip_coverage:
+        print(f"load at the end: {_load()}")
+        return 0
 
     # -- coverage -------------------------------------------------------------------------
     cov_rooms = rooms if args.coverage_rooms <= 0 else rooms.head(args.coverage_rooms)

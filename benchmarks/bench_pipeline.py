@@ -25,10 +25,16 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="yolo")
-    parser.add_argument("--catalog", help="an existing catalog to search (default: build one from --products)")
-    parser.add_argument("--products", type=int, default=300, help="IKEA products to build the catalog from")
+    parser.add_argument(
+        "--catalog", help="an existing catalog to search (default: build one from --products)"
+    )
+    parser.add_argument(
+        "--products", type=int, default=300, help="IKEA products to build the catalog from"
+    )
     parser.add_argument("--scenes", type=int, default=60, help="IKEA rooms to time")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top-k", type=int, default=10)
@@ -52,11 +58,18 @@ def main() -> None:
     embedder.embed_images(sample["image"].head(8).tolist())  # warm-up: weights, kernels
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        built = Catalog.build(sample, embedder=embedder, taxonomy=load_taxonomy(),
-                              out=Path(tmp) / "cat", settings=settings)
+        built = Catalog.build(
+            sample,
+            embedder=embedder,
+            taxonomy=load_taxonomy(),
+            out=Path(tmp) / "cat",
+            settings=settings,
+        )
         seconds = time.perf_counter() - t
-    print(f"catalog build: {len(built)} products in {seconds:.1f} s = {len(built) / seconds:.1f} products/s "
-          f"(target >= 60)")
+    print(
+        f"catalog build: {len(built)} products in {seconds:.1f} s = {len(built) / seconds:.1f} products/s "
+        f"(target >= 60)"
+    )
 
     catalog = Catalog.load(args.catalog) if args.catalog else built
     pipe = ShopTheLook(catalog, settings, embedder=embedder)
@@ -71,9 +84,11 @@ def main() -> None:
         for stage, s in result.timings.items():
             stages.setdefault(stage, []).append(s)
     ms = np.array(totals) * 1000
-    print(f"shop_the_look over {len(ms)} IKEA rooms: p50 {np.median(ms):.0f} ms, "
-          f"p95 {np.percentile(ms, 95):.0f} ms (target p50 <= 150 ms); "
-          f"{np.mean(objects):.1f} objects/scene")
+    print(
+        f"shop_the_look over {len(ms)} IKEA rooms: p50 {np.median(ms):.0f} ms, "
+        f"p95 {np.percentile(ms, 95):.0f} ms (target p50 <= 150 ms); "
+        f"{np.mean(objects):.1f} objects/scene"
+    )
     for stage, values in stages.items():
         v = np.array(values) * 1000
         print(f"  {stage:<7} p50 {np.median(v):7.1f} ms   p95 {np.percentile(v, 95):7.1f} ms")

@@ -85,6 +85,7 @@ def main() -> int:
     ap.add_argument("--cutoff", default="2020-08-01", help="test period start (default 2020-08-01)")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--max-queries", type=int, default=4000)
+    ap.add_argument("--windows", type=int, default=12, help="training windows before the cut-off")
     ap.add_argument("--out", default=str(ROOT / "artifacts"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -107,8 +108,9 @@ def main() -> int:
     events = clean_events(events, space)
     attractiveness = compute_attractiveness(
         catalog.products, cache=out / "cache" / "hm-attractiveness.parquet", show_progress=True)
-    config = TrainConfig(n_candidates=args.candidates, max_train_queries=args.max_queries)
-    split = time_split(events, cutoff=args.cutoff)
+    config = TrainConfig(n_candidates=args.candidates, max_train_queries=args.max_queries,
+                         windows=args.windows)
+    split = time_split(events, cutoff=args.cutoff, windows=args.windows)
     started = time.perf_counter()
     result = train_from_events(events, space, config=config, split=split,
                                attractiveness=attractiveness,

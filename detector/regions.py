@@ -52,8 +52,8 @@ def user_region(
         box = Box.parse(box)
     box = box.validated(width, height)
 
-    if category is not None:
-        return _given_category(box, category, taxonomy)
+    if category is not None and category.strip():
+        return _given_category(box, category.strip(), taxonomy)
 
     match = None
     if detections is None and detector is not None:
@@ -99,6 +99,8 @@ def scene_region(image: Image.Image) -> Detection:
 
 def _given_category(box: Box, category: str, taxonomy: Taxonomy) -> Detection:
     known = taxonomy.categories
+    if category not in known and category.lower() in known:
+        category = category.lower()
     if category not in known:
         raise BoxError(
             f"category {category!r} is not a catalog category; known: {', '.join(known)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from shopthelook.config import Settings
     from shopthelook.taxonomy import Taxonomy
 
-__all__ = ["YoloDetector", "create_detector"]
+__all__ = ["YoloDetector", "create_detector", "to_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -107,39 +107,20 @@ class YoloDetector(Detector):
 
     def detections_from(self, result: Any, size: tuple[int, int]) -> list[Detection]:
         """Detections from one ultralytics ``Results`` of an image of ``size`` (width, height)."""
-        width, height = size
         boxes = result.boxes
         if boxes is None or len(boxes) == 0:
             return []
-        xyxy = boxes.xyxy.cpu().numpy().tolist()
-        scores = boxes.conf.cpu().numpy().tolist()
-        classes = boxes.cls.cpu().numpy().astype(int).tolist()
-        found: list[Detection] = []
-        for (x1, y1, x2, y2), score, cls in zip(xyxy, scores, classes, strict=True):
-            label = self.labels.get(cls, str(cls))
-            category = self.taxonomy.category_for_label(label)
-            if category is None and not self.keep_unmapped:
-                continue
-            box = Box(
-                max(0.0, float(x1)),
-                max(0.0, float(y1)),
-                min(float(width), float(x2)),
-                min(float(height), float(y2)),
-            )
-            if box.area <= 0:
-                continue
-            found.append(
-                Detection(
-                    box=box,
-                    label=label,
-                    score=float(score),
-                    category=category,
-                    search_categories=self.taxonomy.search_categories(label),
-                    source="detector",
-                )
-            )
-        found = drop_same_category_duplicates(found, self.duplicate_iou)
-        return best_first(found, self.max_objects)
+        return to_detections(
+            boxes.xyxy.cpu().numpy().tolist(),
+            boxes.conf.cpu().numpy().tolist(),
+            boxes.cls.cpu().numpy().astype(int).tolist(),
+            labels=self.labels,
+            size=size,
+            taxonomy=self.taxonomy,
+            keep_unmapped=self.keep_unmapped,
+            duplicate_iou=self.duplicate_iou,
+            max_objects=self.max_objects,
+        )
 
     def _predict(self, images: Sequence[Image.Image]) -> list[Any]:
         with model_lock(self.model):
@@ -155,6 +136,52 @@ class YoloDetector(Detector):
                 )
             finally:
                 apply_threads(self.threads)
+
+
+def to_detections(
+    xyxy: Sequence[Sequence[float]],
+    scores: Sequence[float],
+    classes: Sequence[int],
+    *,
+    labels: Mapping[int, str],
+    size: tuple[int, int],
+    taxonomy: Taxonomy,
+    keep_unmapped: bool = False,
+    duplicate_iou: float = 0.8,
+    max_objects: int = 10,
+) -> list[Detection]:
+    """Raw detector boxes (pixels) -> categorised Detections, best first, at most max_objects.
+
+    Boxes are clipped to the image, empty ones dropped, labels without a catalog category
+    dropped unless ``keep_unmapped``, and near-identical boxes of one category merged.
+    """
+    width, height = size
+    found: list[Detection] = []
+    for (x1, y1, x2, y2), score, cls in zip(xyxy, scores, classes, strict=True):
+        label = labels.get(int(cls), str(cls))
+        category = taxonomy.category_for_label(label)
+        if category is None and not keep_unmapped:
+            continue
+        box = Box(
+            max(0.0, float(x1)),
+            max(0.0, float(y1)),
+            min(float(width), float(x2)),
+            min(float(height), float(y2)),
+        )
+        if box.area <= 0:
+            continue
+        found.append(
+            Detection(
+                box=box,
+                label=label,
+                score=float(score),
+                category=category,
+                search_categories=taxonomy.search_categories(label),
+                source="detector",
+            )
+        )
+    found = drop_same_category_duplicates(found, duplicate_iou)
+    return best_first(found, max_objects)
 
 
 def _rgb(image: Image.Image) -> Image.Image:

@@ -99,27 +99,37 @@ def event_queries(events: pd.DataFrame, space: ProductSpace, snap: Snapshot, unt
     window["category"] = [space.category_of(p) for p in window["product_id"]]
     window["day"] = window["ts"].dt.floor("D")
     window["grade"] = window["event_type"].map(EVENT_WEIGHTS)
-    keys = list(window.groupby(["user_id", "day", "category"], sort=True).groups.items())
+    grades: dict[tuple, dict[str, float]] = {}
+    first_seen: dict[tuple, pd.Timestamp] = {}
+    for row in window.itertuples(index=False):
+        key = (str(row.user_id), row.day, row.category)
+        bucket = grades.setdefault(key, {})
+        bucket[row.product_id] = max(bucket.get(row.product_id, 0.0), float(row.grade))
+        first_seen[key] = min(first_seen.get(key, row.ts), row.ts)
+    keys = sorted(grades)
     if max_queries is not None and len(keys) > max_queries:
         pick = np.random.default_rng(seed).choice(len(keys), max_queries, replace=False)
         keys = [keys[i] for i in sorted(pick)]
-    groups = []
+    # one FAISS call per category for all its (user) profiles
+    found: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for category in sorted({k[2] for k in keys}):
+        users = sorted({k[0] for k in keys if k[2] == category})
+        centroids = np.stack([snap.profiles.get(u).centroid for u in users])
+        for user, hits in zip(users, space.search(centroids, category, n_candidates), strict=True):
+            found[(user, category)] = hits
     last_seen = _last_items(events[events["ts"] < snap.as_of], space)
-    for (user, day, category), index in keys:
-        meta = {"user": str(user), "day": str(day.date()), "category": category}
-        rows = window.loc[index]
-        grades = rows.groupby("product_id")["grade"].max()
+    groups = []
+    for key in keys:
+        user, day, category = key
+        positives = grades[key]
         profile = snap.profiles.get(user)
-        found = space.search(profile.centroid[None, :], category, n_candidates)[0]
-        query_vec = last_seen.get(str(user), profile.centroid)
-        hits = [ProductHit(pid, float(score), category) for pid, score in found]
-        labels = np.asarray([grades.get(h.product_id, 0.0) for h in hits], dtype=np.float32)
+        hits = [ProductHit(pid, float(score), category) for pid, score in found[(user, category)]]
+        labels = np.asarray([positives.get(h.product_id, 0.0) for h in hits], dtype=np.float32)
         detection = Detection(Box(0, 0, 1, 1), category, 1.0, category, (category,), "scene")
-        context = RankContext(user_id=str(user), detection=detection, query_embedding=query_vec)
-        groups.append(
-            QueryGroup(context, hits, labels, snap.as_of, rows["ts"].min(),
-                       meta={**meta, "positives": grades.to_dict()})
-        )
+        query_vec = last_seen.get(user, profile.centroid)
+        context = RankContext(user_id=user, detection=detection, query_embedding=query_vec)
+        meta = {"user": user, "day": str(day.date()), "category": category, "positives": positives}
+        groups.append(QueryGroup(context, hits, labels, snap.as_of, first_seen[key], meta=meta))
     return groups
 
 

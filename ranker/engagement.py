@@ -14,7 +14,9 @@ import pandas as pd
 from ranker.profile import EVENT_WEIGHTS
 
 PRIOR_STRENGTH = 20.0
-STAT_COLUMNS = ("popularity", "click_rate", "purchase_rate", "recency_days", "price")
+STAT_COLUMNS = ("popularity", "trend", "click_rate", "purchase_rate", "recency_days", "price")
+#: the "trend" popularity counts only this recent past
+TREND_DAYS = 28
 
 
 @dataclass
@@ -47,9 +49,12 @@ class EngagementStats:
             base_click = (counts["click"].sum() + 1.0) / (shown.sum() + 2.0)
             base_buy = (counts["purchase"].sum() + 1.0) / (shown.sum() + 2.0)
             last = events.groupby("product_id")["ts"].max()
+            recent = events[events["ts"] >= as_of - pd.Timedelta(days=TREND_DAYS)]
+            recent_weight = recent["event_type"].map(EVENT_WEIGHTS).groupby(recent["product_id"]).sum()
             table = pd.DataFrame(
                 {
                     "popularity": np.log1p(weighted.astype(float)),
+                    "trend": np.log1p(recent_weight.reindex(counts.index).fillna(0.0).astype(float)),
                     "click_rate": (counts["click"] + PRIOR_STRENGTH * base_click)
                     / (shown + PRIOR_STRENGTH),
                     "purchase_rate": (counts["purchase"] + PRIOR_STRENGTH * base_buy)
@@ -67,8 +72,8 @@ class EngagementStats:
         return cls(table.astype(float), as_of)
 
     def lookup(self, product_ids) -> np.ndarray:
-        """[n, len(STAT_COLUMNS)]; NaN for products never engaged with (popularity 0)."""
+        """[n, len(STAT_COLUMNS)]; NaN for products never engaged with (popularity, trend 0)."""
         table = self.table.reindex([str(p) for p in product_ids])[list(STAT_COLUMNS)]
         out = np.array(table.to_numpy(dtype=np.float32), copy=True)
-        out[:, 0] = np.nan_to_num(out[:, 0], nan=0.0)
+        out[:, :2] = np.nan_to_num(out[:, :2], nan=0.0)
         return out

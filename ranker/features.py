@@ -17,7 +17,7 @@ import pandas as pd
 from embedder.base import l2_normalize
 from ranker.attractiveness import ATTRACTIVENESS
 from ranker.base import RankContext
-from ranker.engagement import EngagementStats
+from ranker.engagement import STAT_COLUMNS, EngagementStats
 from ranker.profile import ProductSpace, ProfileBook, UserProfile
 from shopthelook.types import ProductHit
 
@@ -34,6 +34,7 @@ FEATURES: tuple[str, ...] = (
     "same_sim",  # cosine in the SAME style space (NaN without a head)
     "adjective_match",  # share of the requested adjective's words in the product text
     "popularity",  # log(1 + weighted engagement count)
+    "trend",  # the same over the last four weeks only
     "click_rate",  # smoothed clicks per impression
     "purchase_rate",  # smoothed purchases per impression
     "recency_days",  # days since the product's last engagement
@@ -155,10 +156,10 @@ class FeatureBuilder:
         if self._eng is not None:
             eng = np.full((n, self._eng.shape[1]), np.nan, np.float32)
             eng[known] = self._eng[rows[known]]
-            eng[~known, 0] = 0.0
-            for j, name in enumerate(("popularity", "click_rate", "purchase_rate", "recency_days")):
+            eng[~known, :2] = 0.0
+            for j, name in enumerate(STAT_COLUMNS[:-1]):
                 out[:, _COL[name]] = eng[:, j]
-            price = eng[:, 4]
+            price = eng[:, STAT_COLUMNS.index("price")]
             if profile.price and profile.price > 0:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out[:, _COL["price_ratio"]] = np.log(price / profile.price)
@@ -223,7 +224,7 @@ def reason_group(feature: str) -> str:
         return "same"
     if feature == "adjective_match":
         return "adjective"
-    if feature in ("popularity", "click_rate", "purchase_rate", "recency_days"):
+    if feature in STAT_COLUMNS:
         return "engagement"
     if feature.startswith("attr_"):
         return "attractiveness"

@@ -38,7 +38,10 @@ class TrainConfig:
     num_leaves: int = 15
     learning_rate: float = 0.05
     n_estimators: int = 400
-    min_data_in_leaf: int = 20
+    min_data_in_leaf: int = 50
+    lambda_l2: float = 1.0
+    #: training windows between the history-only start and the test cut-off
+    windows: int = 4
     feature_fraction: float = 0.8
     early_stopping_rounds: int = 40
     #: cap on training queries (sampled) to bound CPU time
@@ -83,6 +86,7 @@ def fit(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None,
         "num_leaves": config.num_leaves,
         "learning_rate": config.learning_rate,
         "min_data_in_leaf": config.min_data_in_leaf,
+        "lambda_l2": config.lambda_l2,
         "feature_fraction": config.feature_fraction,
         "bagging_seed": config.seed,
         "feature_fraction_seed": config.seed,

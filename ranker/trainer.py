@@ -83,7 +83,7 @@ def train_from_events(events: pd.DataFrame, space: ProductSpace, *, config: Trai
                       style_head=None, catalog_prices=None, show_progress: bool = False
                       ) -> TrainResult:
     config = config or TrainConfig()
-    split = split or time_split(events)
+    split = split or time_split(events, windows=config.windows)
     common = {"attractiveness": attractiveness, "texts": texts, "style_head": style_head}
     points = [*split.train_points, split.valid_point, split.cutoff]
     snaps, groups_by_window = {}, []

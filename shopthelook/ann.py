@@ -210,6 +210,7 @@ def _new_index(kind: str, dim: int, n: int, options: IndexOptions) -> tuple[fais
     else:
         m = _pq_subquantizers(dim)
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, ip)
+        index.pq.cp.niter = 10  # 256 centroids per sub-space: more rounds buy little recall
         params = {"nlist": nlist, "nprobe": 8, "pq_m": m, "refine": max(options.refine, 4)}
     index.cp.seed = options.seed
     index.cp.niter = 12
@@ -291,12 +292,9 @@ def search(
     refine = int(spec.params.get("refine", 1)) if rescore is not None else 1
     fetch = min(max(k, k * refine), max(1, index.ntotal))
     params = None
-    if spec.kind == "hnsw" and count_tombstones(index):
-        params = faiss.SearchParametersHNSW(
-            efSearch=max(int(spec.params.get("efSearch", 64)), fetch), sel=_live_selector()
-        )
-    elif spec.kind == "hnsw":
-        _inner(index).hnsw.efSearch = max(int(spec.params.get("efSearch", 64)), fetch)
+    if spec.kind == "hnsw":  # the selector skips tombstones (a no-op when there are none)
+        ef = max(int(spec.params.get("efSearch", 64)), fetch)
+        params = faiss.SearchParametersHNSW(efSearch=ef, sel=_live_selector())
     scores, ids = (
         index.search(queries, fetch, params=params) if params else index.search(queries, fetch)
     )
@@ -354,6 +352,22 @@ def remove_ids(index: faiss.Index, spec: IndexSpec, ids: np.ndarray) -> int:
     faiss.copy_array_to_vector(id_map, index.id_map)
     index.construct_rev_map()
     return int(hit.sum())
+
+
+def stored_ids(index: faiss.Index) -> np.ndarray:
+    """The ids a search can return (tombstones left out), to check against the product table."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        ids = faiss.vector_to_array(index.id_map)
+        return ids[ids != TOMBSTONE]
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+        for i in range(ivf.nlist)
+        if lists.list_size(i)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def count_tombstones(index: faiss.Index) -> int:

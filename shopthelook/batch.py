@@ -70,9 +70,16 @@ def read_done(out: Path, retry_failed: bool) -> set[str]:
     return done
 
 
-def run_match(pipeline, scenes: pd.DataFrame, out: str | Path, *, top_k: int,
-              retry_failed: bool = False, show_progress: bool = False,
-              adjective: str | None = None) -> MatchSummary:
+def run_match(
+    pipeline,
+    scenes: pd.DataFrame,
+    out: str | Path,
+    *,
+    top_k: int,
+    retry_failed: bool = False,
+    show_progress: bool = False,
+    adjective: str | None = None,
+) -> MatchSummary:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = read_done(out, retry_failed)
@@ -80,12 +87,18 @@ def run_match(pipeline, scenes: pd.DataFrame, out: str | Path, *, top_k: int,
     summary = MatchSummary(scenes=len(scenes), skipped=len(scenes) - len(todo))
     started = time.perf_counter()
     with out.open("a") as fh:
-        for row in tqdm(todo.itertuples(index=False), total=len(todo), desc="matching scenes",
-                        unit="scene", disable=not show_progress):
+        for row in tqdm(
+            todo.itertuples(index=False),
+            total=len(todo),
+            desc="matching scenes",
+            unit="scene",
+            disable=not show_progress,
+        ):
             record = {"scene_id": str(row.scene_id), "image": str(row.image)}
             try:
-                result = pipeline.shop_the_look(row.image, top_k=top_k, adjective=adjective,
-                                                scene_id=str(row.scene_id))
+                result = pipeline.shop_the_look(
+                    row.image, top_k=top_k, adjective=adjective, scene_id=str(row.scene_id)
+                )
                 record.update(result.to_dict())
                 record["error"] = None
                 found = [o for o in result.objects if o.detection.source == "detector"]

@@ -70,8 +70,14 @@ def _table_hash(table: pd.DataFrame) -> str:
 
 
 class Catalog:
-    def __init__(self, products: pd.DataFrame, embeddings: np.ndarray, manifest: dict[str, Any],
-                 indexes: dict[str, faiss.Index], path: Path | None = None) -> None:
+    def __init__(
+        self,
+        products: pd.DataFrame,
+        embeddings: np.ndarray,
+        manifest: dict[str, Any],
+        indexes: dict[str, faiss.Index],
+        path: Path | None = None,
+    ) -> None:
         self.products = products.reset_index(drop=True)
         self.vectors = embeddings
         self.manifest = manifest
@@ -139,8 +145,9 @@ class Catalog:
             out.append([(pids[self._row_of_id[i]], float(s)) for s, i in zip(srow, irow) if i >= 0])
         return out
 
-    def search_categories(self, query: np.ndarray, categories: Sequence[str] | None, k: int
-                          ) -> list[tuple[str, float]]:
+    def search_categories(
+        self, query: np.ndarray, categories: Sequence[str] | None, k: int
+    ) -> list[tuple[str, float]]:
         """Top-k over several categories (all when None), merged by score."""
         cats = list(categories) if categories else self.categories()
         merged: list[tuple[str, float]] = []
@@ -151,15 +158,25 @@ class Catalog:
 
     # -- build / load / save ----------------------------------------------------------
     @classmethod
-    def build(cls, table: pd.DataFrame | str | Path, *, embedder, taxonomy, out: str | Path,
-              images_root: str | Path | None = None, settings=None, show_progress: bool = False,
-              source: str | None = None) -> Catalog:
+    def build(
+        cls,
+        table: pd.DataFrame | str | Path,
+        *,
+        embedder,
+        taxonomy,
+        out: str | Path,
+        images_root: str | Path | None = None,
+        settings=None,
+        show_progress: bool = False,
+        source: str | None = None,
+    ) -> Catalog:
         from shopthelook.config import Settings
 
         settings = settings or Settings()
         started = time.perf_counter()
-        products = prepare_product_table(table, taxonomy=taxonomy, images_root=images_root,
-                                         label=source)
+        products = prepare_product_table(
+            table, taxonomy=taxonomy, images_root=images_root, label=source
+        )
         vectors, ok, failures = embed_products(
             products["image"].tolist(), embedder, settings=settings, show_progress=show_progress
         )
@@ -184,8 +201,9 @@ class Catalog:
         return catalog
 
     @classmethod
-    def _assemble(cls, products: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any]
-                  ) -> Catalog:
+    def _assemble(
+        cls, products: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any]
+    ) -> Catalog:
         indexes: dict[str, faiss.Index] = {}
         kinds: dict[str, str] = {}
         exact_max = int(manifest.get("exact_index_max", 20_000))
@@ -213,8 +231,11 @@ class Catalog:
                 fname = _index_file_name(category, used)
                 faiss.write_index(index, str(tmp / "indexes" / fname))
                 files[category] = fname
-            manifest = dict(self.manifest, index_files=files,
-                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            manifest = dict(
+                self.manifest,
+                index_files=files,
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             _swap_in(tmp, out)
         except BaseException:
@@ -224,14 +245,23 @@ class Catalog:
         self.path = out
 
     @classmethod
-    def load(cls, path: str | Path, *, expected_backbone: str | None = None,
-             expected_head: str | None = None) -> Catalog:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        expected_backbone: str | None = None,
+        expected_head: str | None = None,
+    ) -> Catalog:
         path = Path(path)
         manifest_file = path / MANIFEST
         if not path.is_dir():
-            raise CatalogError(f"catalog {path}: no such folder (build one with 'shopthelook catalog build')")
+            raise CatalogError(
+                f"catalog {path}: no such folder (build one with 'shopthelook catalog build')"
+            )
         if not manifest_file.exists():
-            raise CatalogError(f"catalog {path}: no {MANIFEST}; not a catalog folder or a half-written one")
+            raise CatalogError(
+                f"catalog {path}: no {MANIFEST}; not a catalog folder or a half-written one"
+            )
         try:
             manifest = json.loads(manifest_file.read_text())
         except json.JSONDecodeError as exc:
@@ -255,8 +285,10 @@ class Catalog:
         try:
             products = pd.read_parquet(path / "products.parquet")
             vectors = np.load(path / "embeddings.npy")
-            indexes = {c: faiss.read_index(str(path / "indexes" / f))
-                       for c, f in manifest.get("index_files", {}).items()}
+            indexes = {
+                c: faiss.read_index(str(path / "indexes" / f))
+                for c, f in manifest.get("index_files", {}).items()
+            }
         except (OSError, ValueError, RuntimeError) as exc:
             raise CatalogError(f"catalog {path}: files are missing or corrupt ({exc})") from None
         problems = _consistency_problems(products, vectors, manifest, indexes)
@@ -265,9 +297,17 @@ class Catalog:
         return cls(products, vectors.astype(np.float32, copy=False), manifest, indexes, path)
 
     # -- incremental updates ----------------------------------------------------------
-    def add(self, table: pd.DataFrame | str | Path, *, embedder, taxonomy=None,
-            images_root: str | Path | None = None, settings=None, show_progress: bool = False,
-            replace: bool = False) -> dict[str, Any]:
+    def add(
+        self,
+        table: pd.DataFrame | str | Path,
+        *,
+        embedder,
+        taxonomy=None,
+        images_root: str | Path | None = None,
+        settings=None,
+        show_progress: bool = False,
+        replace: bool = False,
+    ) -> dict[str, Any]:
         """Embed and add products; existing ids are refused unless ``replace``. Saves in place."""
         from shopthelook.config import Settings
         from shopthelook.taxonomy import load_taxonomy
@@ -278,16 +318,18 @@ class Catalog:
                 f"cannot add products embedded with {embedder.name!r} (head {embedder.head_id})"
             )
         settings = settings or Settings()
-        new = prepare_product_table(table, taxonomy=taxonomy or load_taxonomy(settings.taxonomy),
-                                    images_root=images_root)
+        new = prepare_product_table(
+            table, taxonomy=taxonomy or load_taxonomy(settings.taxonomy), images_root=images_root
+        )
         existing = new["product_id"][new["product_id"].isin(self._row_of_product.keys())]
         if len(existing) and not replace:
             raise CatalogError(
                 f"{len(existing)} product id(s) already in the catalog (e.g. {existing.iloc[0]!r}); "
                 "use --replace to update them"
             )
-        vectors, ok, failures = embed_products(new["image"].tolist(), embedder, settings=settings,
-                                               show_progress=show_progress)
+        vectors, ok, failures = embed_products(
+            new["image"].tolist(), embedder, settings=settings, show_progress=show_progress
+        )
         new = new.loc[ok].reset_index(drop=True)
         if replace and len(existing):
             self._drop(set(new["product_id"]))
@@ -295,12 +337,16 @@ class Catalog:
         new["row_id"] = np.arange(start, start + len(new), dtype=np.int64)
         products = pd.concat([self.products, new], ignore_index=True)
         all_vectors = np.concatenate([self.vectors, vectors]) if len(new) else self.vectors
-        manifest = dict(self.manifest, next_row_id=start + len(new),
-                        source_hash=_table_hash(products))
+        manifest = dict(
+            self.manifest, next_row_id=start + len(new), source_hash=_table_hash(products)
+        )
         self._replace_with(Catalog._assemble(products, all_vectors, manifest))
         self.save(self.path)
-        return {"added": int(len(new)), "replaced": int(len(existing)) if replace else 0,
-                "failures": failures}
+        return {
+            "added": int(len(new)),
+            "replaced": int(len(existing)) if replace else 0,
+            "failures": failures,
+        }
 
     def remove(self, product_ids: Sequence[str]) -> int:
         """Remove products by id; unknown ids are an error naming them. Saves in place."""
@@ -345,16 +391,19 @@ def _consistency_problems(products, vectors, manifest, indexes) -> list[str]:
     counts = products.groupby("category").size().to_dict() if len(products) else {}
     for category, index in indexes.items():
         if index.ntotal != counts.get(category, 0):
-            problems.append(f"index {category!r} holds {index.ntotal} vectors but the table "
-                            f"has {counts.get(category, 0)} products in that category")
+            problems.append(
+                f"index {category!r} holds {index.ntotal} vectors but the table "
+                f"has {counts.get(category, 0)} products in that category"
+            )
     missing = set(counts) - set(indexes)
     if missing:
         problems.append(f"no index for categories {sorted(missing)[:5]}")
     return problems
 
 
-def embed_products(image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False,
-                   chunk: int = 64) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
+def embed_products(
+    image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False, chunk: int = 64
+) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
     """Embed product photos; unreadable ones are recorded as failures, not fatal."""
     from tqdm import tqdm
 
@@ -363,8 +412,9 @@ def embed_products(image_paths: Sequence[str], embedder, *, settings, show_progr
     out: list[np.ndarray] = []
     ok: list[int] = []
     failures: list[dict[str, str]] = []
-    bar = tqdm(total=len(image_paths), desc="embedding products", unit="img",
-               disable=not show_progress)
+    bar = tqdm(
+        total=len(image_paths), desc="embedding products", unit="img", disable=not show_progress
+    )
     for start in range(0, len(image_paths), chunk):
         images, rows = [], []
         for i in range(start, min(start + chunk, len(image_paths))):

@@ -29,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="shopthelook",
         description="Find the objects in a scene photo and the catalog products that match them.",
     )
-    parser.add_argument("--config", help="TOML settings file (default: $SHOPTHELOOK_CONFIG or ./shopthelook.toml)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument(
+        "--config", help="TOML settings file (default: $SHOPTHELOOK_CONFIG or ./shopthelook.toml)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
@@ -46,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("ultralytics", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -132,7 +132,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         data = data.get("shopthelook", data)
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"config file {p}: unknown settings {unknown}; known: {sorted(names)}")
+            raise ConfigError(
+                f"config file {p}: unknown settings {unknown}; known: {sorted(names)}"
+            )
         for k, v in data.items():
             values[k] = _coerce(k, hints[k], v)
 

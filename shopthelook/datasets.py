@@ -70,8 +70,12 @@ def is_dataset_name(source: str | Path) -> bool:
     return isinstance(source, str) and source in DATASETS
 
 
-def load_products(source: str | Path, *, data_root: str | Path | None = None,
-                  images_root: str | Path | None = None) -> pd.DataFrame:
+def load_products(
+    source: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    images_root: str | Path | None = None,
+) -> pd.DataFrame:
     """A raw product table (not yet categorised) with absolute image paths."""
     if is_dataset_name(source):
         path = dataset_file(str(source), "products", data_root)
@@ -85,7 +89,9 @@ def load_products(source: str | Path, *, data_root: str | Path | None = None,
         raise ProductTableError(
             f"product table {path}: missing required column 'image'; it has {list(table.columns)[:12]}"
         )
-    table["image"] = resolve_images(table, Path(images_root) if images_root else path.resolve().parent)
+    table["image"] = resolve_images(
+        table, Path(images_root) if images_root else path.resolve().parent
+    )
     return table
 
 
@@ -94,7 +100,9 @@ def _ikea(t: pd.DataFrame) -> pd.DataFrame:
     kind = t["product_type"].fillna("")
     name = t["name"].fillna("")
     t["name"] = (name + " " + kind).str.strip().replace("", None)
-    t.loc[t["name"].isna(), "name"] = t["source_folder"].str.replace("_", " ") + " " + t["product_id"]
+    t.loc[t["name"].isna(), "name"] = (
+        t["source_folder"].str.replace("_", " ") + " " + t["product_id"]
+    )
     return t
 
 
@@ -112,7 +120,9 @@ def _clothing(t: pd.DataFrame) -> pd.DataFrame:
 
 def _furniture(t: pd.DataFrame) -> pd.DataFrame:
     t = t.copy()
-    t["product_id"] = t["image"].str.replace(r"^images/", "", regex=True).str.replace(r"\.\w+$", "", regex=True)
+    t["product_id"] = (
+        t["image"].str.replace(r"^images/", "", regex=True).str.replace(r"\.\w+$", "", regex=True)
+    )
     t["category"] = "furniture"
     t["name"] = t["style"].str.replace("_", " ") + " furniture"
     return t
@@ -121,8 +131,12 @@ def _furniture(t: pd.DataFrame) -> pd.DataFrame:
 _ADAPTERS = {"ikea": _ikea, "hm": _hm, "clothing": _clothing, "furniture-styles": _furniture}
 
 
-def load_scenes(source: str | Path, *, data_root: str | Path | None = None,
-                images_root: str | Path | None = None) -> pd.DataFrame:
+def load_scenes(
+    source: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    images_root: str | Path | None = None,
+) -> pd.DataFrame:
     """Scenes as scene_id + image (absolute) (+ other columns, e.g. room_category).
 
     ``source``: a dataset name, a CSV/Parquet with scene_id (or room_id) and image, or a
@@ -136,8 +150,9 @@ def load_scenes(source: str | Path, *, data_root: str | Path | None = None,
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise DatasetError(f"scenes {path}: the folder holds no image files")
-            return pd.DataFrame({"scene_id": [p.stem for p in files],
-                                 "image": [str(p.resolve()) for p in files]})
+            return pd.DataFrame(
+                {"scene_id": [p.stem for p in files], "image": [str(p.resolve()) for p in files]}
+            )
     table = read_table(path, what="scenes")
     base = Path(images_root) if images_root else path.resolve().parent
     return normalise_scene_table(table, label=str(path), base=base)
@@ -145,5 +160,7 @@ def load_scenes(source: str | Path, *, data_root: str | Path | None = None,
 
 def load_pairs(source: str | Path, *, data_root: str | Path | None = None) -> pd.DataFrame:
     """Ground-truth (scene_id, product_id) pairs."""
-    path = dataset_file(str(source), "pairs", data_root) if is_dataset_name(source) else Path(source)
+    path = (
+        dataset_file(str(source), "pairs", data_root) if is_dataset_name(source) else Path(source)
+    )
     return normalise_pairs_table(read_table(path, what="pairs"), label=str(path))

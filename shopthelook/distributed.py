@@ -4,7 +4,8 @@ A job is split into partitions. Each partition is one Dask task that writes its 
 (to a temporary name, renamed when complete), so a partition that runs twice - its worker died,
 or the job was stopped and started again - replaces its file instead of duplicating lines, and a
 finished partition is never run again. Models load once per worker process (``worker_cached``).
-A task that raises is retried ``retries`` times by the driver; a worker that dies is replaced by
+A task that raises is retried ``retries`` times by the driver (not for a ShopTheLookError:
+bad settings or a missing model fail the same way every time); a worker that dies is replaced by
 the nanny and the scheduler reruns its task elsewhere. Each attempt leaves a marker file, so the
 report says which partitions ran more than once and why the ones that never finished failed.
 
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,7 +65,7 @@ def parse_scheduler(text: str) -> SchedulerAddress:
 def get_client(
     scheduler: str,
     *,
-    connect_timeout: float = 10.0,
+    connect_timeout: float = 5.0,
     dashboard: bool = True,
     threads_per_worker: int = 1,
 ):
@@ -95,11 +97,12 @@ def get_client(
 
 
 @contextmanager
-def dask_client(scheduler: str, **kwargs: Any) -> Iterator[Any]:
+def dask_client(scheduler: str, *, announce: bool = False, **kwargs: Any) -> Iterator[Any]:
+    """A client for the ``with`` block; ``announce`` prints the dashboard address to stderr."""
     client = get_client(scheduler, **kwargs)
     try:
-        if client.dashboard_link:
-            log.warning("Dask dashboard: %s", client.dashboard_link)
+        if announce and client.dashboard_link:
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
         yield client
     finally:
         client.close()
@@ -247,7 +250,7 @@ def run_partitions(
             message = f"{type(exc).__name__}: {exc}"
             errors.setdefault(part.number, []).append(message)
             log.warning("partition #%d attempt %d failed: %s", part.number, attempt, message)
-            if attempt <= retries:
+            if attempt <= retries and not isinstance(exc, ShopTheLookError):
                 pending.add(submit(part, attempt + 1))
             else:
                 report.failed.append(

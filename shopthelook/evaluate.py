@@ -76,13 +76,16 @@ class LookEvaluation:
 
     def table(self) -> str:
         head = f"{'group':<16}{'pairs':>6}{'cover':>7}" + "".join(
-            f"{'R@' + str(k):>7}{'rnd':>6}" for k in self.ks)
+            f"{'R@' + str(k):>7}{'rnd':>6}" for k in self.ks
+        )
         rows = [head, "-" * len(head)]
 
         def row(name: str, g: RecallGroup) -> str:
             d = g.as_dict()
-            cells = "".join(f"{d['recall'].get(str(k), 0):>7.3f}{d['random'].get(str(k), 0):>6.3f}"
-                            for k in self.ks)
+            cells = "".join(
+                f"{d['recall'].get(str(k), 0):>7.3f}{d['random'].get(str(k), 0):>6.3f}"
+                for k in self.ks
+            )
             return f"{name:<16}{g.pairs:>6}{d['coverage']:>7.2f}{cells}"
 
         rows.append(row("all pairs", self.overall))
@@ -93,9 +96,15 @@ class LookEvaluation:
         return "\n".join(rows)
 
 
-def evaluate_looks(pipeline, scenes: pd.DataFrame, pairs: pd.DataFrame, *,
-                   ks=DEFAULT_KS, show_progress: bool = False,
-                   scene_ids: set[str] | None = None) -> LookEvaluation:
+def evaluate_looks(
+    pipeline,
+    scenes: pd.DataFrame,
+    pairs: pd.DataFrame,
+    *,
+    ks=DEFAULT_KS,
+    show_progress: bool = False,
+    scene_ids: set[str] | None = None,
+) -> LookEvaluation:
     ks = tuple(sorted(ks))
     catalog, taxonomy = pipeline.catalog, pipeline.taxonomy
     category_of = dict(zip(catalog.products["product_id"], catalog.products["category"]))
@@ -126,7 +135,9 @@ def evaluate_looks(pipeline, scenes: pd.DataFrame, pairs: pd.DataFrame, *,
             stage_times[stage].append(seconds)
         searched = [o for o in result.objects if o.detection.source != "scene"]
         objects += len(searched)
-        lists = [([p.product_id for p in o.products], _searched_categories(o, catalog)) for o in searched]
+        lists = [
+            ([p.product_id for p in o.products], _searched_categories(o, catalog)) for o in searched
+        ]
         for pid in products_of[scene_id]:
             cat = category_of[pid]
             reach = [(ranked, cats) for ranked, cats in lists if cat in cats]
@@ -139,8 +150,13 @@ def evaluate_looks(pipeline, scenes: pd.DataFrame, pairs: pd.DataFrame, *,
                 detectable.add(covered, hits, random_hits)
     done = len(wanted) - failed
     return LookEvaluation(
-        ks=ks, overall=overall, detectable=detectable, by_category=dict(by_category),
-        scenes=len(wanted), scenes_failed=failed, pairs_not_in_catalog=pairs_missing,
+        ks=ks,
+        overall=overall,
+        detectable=detectable,
+        by_category=dict(by_category),
+        scenes=len(wanted),
+        scenes_failed=failed,
+        pairs_not_in_catalog=pairs_missing,
         objects_per_scene=objects / max(1, done),
         timings={k: float(np.median(v)) for k, v in stage_times.items()},
     )

@@ -39,7 +39,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the file is empty; it needs 'image' and 'group' columns") from None
+        raise DatasetError(
+            f"{path}: the file is empty; it needs 'image' and 'group' columns"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not a readable CSV ({exc})") from None
 
@@ -51,6 +53,10 @@ def _need_columns(df: pd.DataFrame, columns: Sequence[str], where: str) -> None:
 
 
 def _data_folder(data_root: str | Path | None, name: str) -> Path:
+    if data_root is None:
+        from shopthelook.config import load_settings
+
+        data_root = load_settings().data_root
     if data_root is None:
         raise DatasetError(
             f"no data root configured for the {name!r} groups: set data_root "
@@ -75,7 +81,11 @@ def load_groups(source: str | Path, data_root: str | Path | None = None) -> pd.D
         df = _read_csv(folder / "images.csv")
         _need_columns(df, ["image", "sender_id"], str(folder / "images.csv"))
         table = pd.DataFrame(
-            {"image": df["image"], "group": df["sender_id"], "item_id": df.get("image_id", df["image"])}
+            {
+                "image": df["image"],
+                "group": df["sender_id"],
+                "item_id": df.get("image_id", df["image"]),
+            }
         )
     elif name == "ikea-rooms":
         folder = _data_folder(data_root, "ikea")
@@ -95,7 +105,11 @@ def load_groups(source: str | Path, data_root: str | Path | None = None) -> pd.D
         _need_columns(tx, ["customer_id", "article_id"], str(folder / "transactions.csv"))
         merged = tx.merge(articles[["article_id", "image"]], on="article_id", how="inner")
         table = pd.DataFrame(
-            {"image": merged["image"], "group": merged["customer_id"], "item_id": merged["article_id"]}
+            {
+                "image": merged["image"],
+                "group": merged["customer_id"],
+                "item_id": merged["article_id"],
+            }
         )
     elif name == "furniture-styles":
         folder = _data_folder(data_root, "furniture-styles")
@@ -116,7 +130,9 @@ def load_groups(source: str | Path, data_root: str | Path | None = None) -> pd.D
         table = pd.DataFrame({"image": df["image"], "group": df["group"], "item_id": item})
     table = table.astype(str)
     table = table[(table["group"].str.strip() != "") & (table["image"].str.strip() != "")]
-    table["image"] = [str((folder / p).resolve()) if not Path(p).is_absolute() else p for p in table["image"]]
+    table["image"] = [
+        str((folder / p).resolve()) if not Path(p).is_absolute() else p for p in table["image"]
+    ]
     table = table.drop_duplicates(["group", "item_id"]).reset_index(drop=True)
     if table.empty:
         raise DatasetError(f"group source {name!r}: no rows with both an image and a group")
@@ -176,7 +192,9 @@ class Aggregate:
                 k = 0
             if k >= 1:
                 return cls("mean-top-k", k)
-        raise DatasetError(f"unknown aggregate {text!r}: use mean, max or mean-top-K (e.g. mean-top-3)")
+        raise DatasetError(
+            f"unknown aggregate {text!r}: use mean, max or mean-top-K (e.g. mean-top-3)"
+        )
 
 
 def group_means(embeddings: np.ndarray, labels: np.ndarray, order: Sequence) -> np.ndarray:
@@ -245,7 +263,9 @@ def lookalikes(
     others = [g for g in groups if g != str(query_group)]
     if not others:
         raise DatasetError("lookalikes need at least one other group")
-    sims = group_similarity(embeddings, labels, embeddings, labels, [str(query_group)], others, aggregate)[0]
+    sims = group_similarity(
+        embeddings, labels, embeddings, labels, [str(query_group)], others, aggregate
+    )[0]
     order = np.argsort(-sims, kind="stable")[:k]
     return [(others[i], float(sims[i])) for i in order]
 
@@ -303,7 +323,9 @@ def creator_hit_rate(
         raise DatasetError(
             f"HitRate needs at least two groups with two or more images; got {len(names)}"
         )
-    sim = group_similarity(embeddings[a], labels[a], embeddings[b], labels[b], names, names, aggregate)
+    sim = group_similarity(
+        embeddings[a], labels[a], embeddings[b], labels[b], names, names, aggregate
+    )
     return hit_rates_from_similarity(sim, ks)
 
 

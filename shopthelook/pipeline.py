@@ -29,9 +29,17 @@ NOTHING_DETECTED = "nothing detected: searched the whole scene instead"
 
 
 class ShopTheLook:
-    def __init__(self, catalog: Catalog | str | Path, settings: Settings | None = None, *,
-                 detector=None, embedder=None, ranker=None, taxonomy: Taxonomy | None = None,
-                 directions=None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog | str | Path,
+        settings: Settings | None = None,
+        *,
+        detector=None,
+        embedder=None,
+        ranker=None,
+        taxonomy: Taxonomy | None = None,
+        directions=None,
+    ) -> None:
         from ranker.base import VisualOrderRanker
 
         self.settings = settings or load_settings()
@@ -70,10 +78,19 @@ class ShopTheLook:
         return create_embedder(self.settings.replace(backbone=self.catalog.backbone, head=head))
 
     # ------------------------------------------------------------------------------------
-    def shop_the_look(self, image: ImageSource, *, top_k: int | None = None, user: str | None = None,
-                      box: Box | str | None = None, category: str | None = None,
-                      adjective: str | None = None, scene_id: str | None = None,
-                      scene_category: str | None = None, name: str | None = None) -> LookResult:
+    def shop_the_look(
+        self,
+        image: ImageSource,
+        *,
+        top_k: int | None = None,
+        user: str | None = None,
+        box: Box | str | None = None,
+        category: str | None = None,
+        adjective: str | None = None,
+        scene_id: str | None = None,
+        scene_category: str | None = None,
+        name: str | None = None,
+    ) -> LookResult:
         top_k = top_k or self.settings.top_k
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -83,38 +100,65 @@ class ShopTheLook:
         with self._lock:
             detections, message = self._find_objects(picture, box, category, timings)
             t = time.perf_counter()
-            crops = [crop(picture, d.box, self.settings.crop_margin if d.source != "scene" else 0.0)
-                     for d in detections]
+            crops = [
+                crop(picture, d.box, self.settings.crop_margin if d.source != "scene" else 0.0)
+                for d in detections
+            ]
             queries = self.embedder.embed_images(crops, batch_size=self.settings.batch_size)
             timings["embed"] = time.perf_counter() - t
-        objects = self._search_and_rank(detections, queries, top_k=top_k, user=user,
-                                        adjective=adjective, scene_id=scene_id,
-                                        scene_category=scene_category, timings=timings)
-        return LookResult(image=label, width=picture.width, height=picture.height,
-                          objects=objects, message=message, timings=timings)
+        objects = self._search_and_rank(
+            detections,
+            queries,
+            top_k=top_k,
+            user=user,
+            adjective=adjective,
+            scene_id=scene_id,
+            scene_category=scene_category,
+            timings=timings,
+        )
+        return LookResult(
+            image=label,
+            width=picture.width,
+            height=picture.height,
+            objects=objects,
+            message=message,
+            timings=timings,
+        )
 
     def _find_objects(self, picture, box, category, timings) -> tuple[list[Detection], str | None]:
         from detector.regions import scene_region, user_region
 
         t = time.perf_counter()
         if box is not None:
-            detection = user_region(picture, box, category=category, taxonomy=self.taxonomy,
-                                    detector=self.detector)
+            detection = user_region(
+                picture, box, category=category, taxonomy=self.taxonomy, detector=self.detector
+            )
             timings["detect"] = time.perf_counter() - t
             return [detection], None
         detections = self.detector.detect(picture)
         apply_threads(self.settings.threads)
         if category:
-            detections = [d for d in detections if category in (d.search_categories or (d.category,))]
+            detections = [
+                d for d in detections if category in (d.search_categories or (d.category,))
+            ]
         detections = detections[: self.settings.max_objects]
         timings["detect"] = time.perf_counter() - t
         if not detections:
             return [scene_region(picture)], NOTHING_DETECTED
         return detections, None
 
-    def _search_and_rank(self, detections: list[Detection], queries: np.ndarray, *, top_k: int,
-                         user: str | None, adjective: str | None, scene_id: str | None,
-                         scene_category: str | None, timings: dict[str, float]) -> list[LookObject]:
+    def _search_and_rank(
+        self,
+        detections: list[Detection],
+        queries: np.ndarray,
+        *,
+        top_k: int,
+        user: str | None,
+        adjective: str | None,
+        scene_id: str | None,
+        scene_category: str | None,
+        timings: dict[str, float],
+    ) -> list[LookObject]:
         from ranker.base import RankContext, VisualOrderRanker
 
         t_search = t_rank = 0.0
@@ -130,10 +174,16 @@ class ShopTheLook:
             t = time.perf_counter()
             if adjective is not None:
                 hits = self._boost_adjective(hits, adjective)
-            context = RankContext(user_id=user, detection=detection, query_embedding=query,
-                                  scene_id=scene_id, scene_category=scene_category,
-                                  scene_objects=detections, scene_embeddings=queries,
-                                  adjective=adjective)
+            context = RankContext(
+                user_id=user,
+                detection=detection,
+                query_embedding=query,
+                scene_id=scene_id,
+                scene_category=scene_category,
+                scene_objects=detections,
+                scene_embeddings=queries,
+                adjective=adjective,
+            )
             ranked = self.ranker.rank(context, hits)[:top_k]
             t_rank += time.perf_counter() - t
             objects.append(LookObject(detection=detection, products=ranked))
@@ -142,7 +192,9 @@ class ShopTheLook:
         return objects
 
     def _categories_for(self, detection: Detection) -> list[str] | None:
-        cats = list(detection.search_categories) or ([detection.category] if detection.category else [])
+        cats = list(detection.search_categories) or (
+            [detection.category] if detection.category else []
+        )
         return cats or None  # None: every category (a user box or scene of unknown kind)
 
     def _hit(self, product_id: str, score: float) -> ProductHit:

@@ -25,8 +25,13 @@ def read_table(source: str | Path, *, error=DatasetError, what: str = "table") -
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         return pd.read_csv(path, dtype=str, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
-            OSError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        ValueError,
+        OSError,
+    ) as exc:
         raise error(f"{what} {path}: cannot be read as CSV/Parquet ({exc})") from None
 
 
@@ -42,9 +47,13 @@ def resolve_images(table: pd.DataFrame, base: Path | None) -> pd.Series:
     return table["image"].map(resolve)
 
 
-def prepare_product_table(table: pd.DataFrame | str | Path, *, taxonomy,
-                          images_root: str | Path | None = None,
-                          label: str | None = None) -> pd.DataFrame:
+def prepare_product_table(
+    table: pd.DataFrame | str | Path,
+    *,
+    taxonomy,
+    images_root: str | Path | None = None,
+    label: str | None = None,
+) -> pd.DataFrame:
     """A validated product table: product_id (str), image (absolute), category, name."""
     label = label or (str(table) if isinstance(table, (str, Path)) else "product table")
     if isinstance(table, (str, Path)):

@@ -18,8 +18,14 @@ def write_products(folder: Path, n: int = 12, *, seed0: int = 0) -> Path:
     for i in range(n):
         name = f"p{seed0 + i:03d}.png"
         draw_image(seed0 + i, (64, 64)).save(folder / "img" / name)
-        rows.append({"product_id": f"P{seed0 + i:03d}", "image": f"img/{name}",
-                     "category": CATEGORIES[i % len(CATEGORIES)], "name": f"Product {seed0 + i}"})
+        rows.append(
+            {
+                "product_id": f"P{seed0 + i:03d}",
+                "image": f"img/{name}",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "name": f"Product {seed0 + i}",
+            }
+        )
     path = folder / "products.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -33,5 +39,10 @@ def build_catalog(folder: Path, backbone: str = "hvf", n: int = 12):
 
     settings = load_settings(backbone=backbone)
     table = write_products(folder / "src", n)
-    return Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
-                         out=folder / "catalog", settings=settings)
+    return Catalog.build(
+        table,
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(),
+        out=folder / "catalog",
+        settings=settings,
+    )

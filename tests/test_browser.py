@@ -14,14 +14,27 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.test_web_helpers import build_catalog, build_pipeline, web_config, write_scenes
+from tests.test_web_helpers import (
+    build_catalog,
+    build_pipeline,
+    ikea_catalog,
+    web_config,
+    write_scenes,
+)
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
@@ -29,8 +42,10 @@ def _need_browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; never 'playwright "
-                    "install': the test drives the system's Chromium)")
+        pytest.skip(
+            "playwright is not installed (pip install playwright; never 'playwright "
+            "install': the test drives the system's Chromium)"
+        )
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
     return sync_playwright
@@ -70,8 +85,12 @@ def browser_page(tmp_path):
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 860})
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 860},
+        )
         context.route("**/*", guard)
         page = context.pages[0] if context.pages else context.new_page()
         errors: list[str] = []
@@ -119,8 +138,12 @@ def _open_scene_and_click_a_product(page, base_url, scene_id, services, shot: st
     page.wait_for_url(f"**/product/{first_id}*")
     assert page.locator("h1").count() == 1
     services.events.flush()
-    assert services.events.count(user_id=user_id, event_type="click", product_id=first_id,
-                                 scene_id=scene_id) == 1
+    assert (
+        services.events.count(
+            user_id=user_id, event_type="click", product_id=first_id, scene_id=scene_id
+        )
+        == 1
+    )
     assert services.events.count(user_id=user_id, event_type="impression") >= cards.count()
     return user_id, first_id
 
@@ -128,8 +151,9 @@ def _open_scene_and_click_a_product(page, base_url, scene_id, services, shot: st
 def test_browse_scene_click_dot_and_product(site, browser_page):
     server, services = site
     page = browser_page
-    user_id, product_id = _open_scene_and_click_a_product(page, server.url, "room-a", services,
-                                                          "scene.png")
+    user_id, product_id = _open_scene_and_click_a_product(
+        page, server.url, "room-a", services, "scene.png"
+    )
     assert product_id == "P001"  # the sofa dot's best match is the sofa pasted into the room
     assert page.evaluate("window.pwned") is None  # hostile product names stay text
 
@@ -144,8 +168,7 @@ def test_browse_scene_click_dot_and_product(site, browser_page):
     frame = page.locator("#photo").bounding_box()
     page.mouse.move(frame["x"] + frame["width"] * 0.06, frame["y"] + frame["height"] * 0.2)
     page.mouse.down()
-    page.mouse.move(frame["x"] + frame["width"] * 0.3, frame["y"] + frame["height"] * 0.7,
-                    steps=6)
+    page.mouse.move(frame["x"] + frame["width"] * 0.3, frame["y"] + frame["height"] * 0.7, steps=6)
     page.mouse.up()
     page.wait_for_url("**/scene/room-b?box=*")
     assert "(your box)" in page.locator(".results h2").inner_text()
@@ -161,34 +184,22 @@ def test_browse_scene_click_dot_and_product(site, browser_page):
 @pytest.mark.slow
 def test_real_ikea_room_with_yolo(tmp_path, ikea_root, yolo_weights, browser_page):
     """A real IKEA room, the real YOLO detector, a catalog of real IKEA products (hvf)."""
-    import pandas as pd
-
-    from embedder import create_embedder
-    from shopthelook.catalog import Catalog
     from shopthelook.config import load_settings
-    from shopthelook.datasets import load_pairs, load_products, load_scenes
     from shopthelook.pipeline import ShopTheLook
-    from shopthelook.taxonomy import load_taxonomy
     from web import create_app, services_of
 
-    settings = load_settings(backbone="hvf", detector_weights=str(yolo_weights),
-                             data_root=ikea_root.parent, threads=2)
-    scenes = load_scenes("ikea", data_root=ikea_root.parent)
-    pairs = load_pairs("ikea", data_root=ikea_root.parent)
-    rooms = scenes[scenes["room_category"].isin(["Living room", "Livingroom"])].head(2)
-    rooms = rooms if len(rooms) else scenes.head(2)
-    products = load_products("ikea", data_root=ikea_root.parent)
-    wanted = set(pairs[pairs["scene_id"].isin(rooms["scene_id"])]["product_id"])
-    table = pd.concat([products[products["product_id"].isin(wanted)],
-                       products.sample(250, random_state=0)]).drop_duplicates("product_id")
-    catalog = Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
-                            out=tmp_path / "catalog", settings=settings)
+    catalog, rooms = ikea_catalog(str(ikea_root.parent))
+    settings = load_settings(backbone="hvf", detector_weights=str(yolo_weights), threads=2)
     pipeline = ShopTheLook(catalog, settings)
-    config = web_config(tmp_path, pipeline, tmp_path, SCENES=rooms, TOP_K=8)
-    app = create_app(config)
+    app = create_app(web_config(tmp_path, pipeline, tmp_path, SCENES=rooms, TOP_K=8))
     try:
         with LocalServer(app) as server:
-            _open_scene_and_click_a_product(browser_page, server.url, rooms["scene_id"].iloc[0],
-                                            services_of(app), "scene-ikea.png")
+            _open_scene_and_click_a_product(
+                browser_page,
+                server.url,
+                rooms["scene_id"].iloc[0],
+                services_of(app),
+                "scene-ikea.png",
+            )
     finally:
         services_of(app).close()

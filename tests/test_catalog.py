@@ -26,7 +26,10 @@ def test_build_writes_manifest_and_one_index_per_category(catalog, tmp_path):
     assert manifest["dim"] == catalog.vectors.shape[1]
     assert len(manifest["source_hash"]) == 16
     assert sorted(p.name for p in (tmp_path / "catalog" / "indexes").iterdir()) == [
-        "chair.faiss", "sofa.faiss", "vase.faiss"]
+        "chair.faiss",
+        "sofa.faiss",
+        "vase.faiss",
+    ]
 
 
 def test_search_stays_within_the_category_and_finds_the_same_image(catalog):
@@ -74,10 +77,16 @@ def test_failed_rebuild_keeps_the_old_catalog(catalog, tmp_path):
     from shopthelook.taxonomy import load_taxonomy
 
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"product_id": ["a", "a"], "image": ["x.png", "y.png"], "category": ["c", "c"]}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {"product_id": ["a", "a"], "image": ["x.png", "y.png"], "category": ["c", "c"]}
+    ).to_csv(bad, index=False)
     with pytest.raises(ProductTableError, match="duplicate product_id"):
-        Catalog.build(bad, embedder=create_embedder(load_settings(backbone="hvf")),
-                      taxonomy=load_taxonomy(), out=tmp_path / "catalog")
+        Catalog.build(
+            bad,
+            embedder=create_embedder(load_settings(backbone="hvf")),
+            taxonomy=load_taxonomy(),
+            out=tmp_path / "catalog",
+        )
     assert len(Catalog.load(tmp_path / "catalog")) == 12
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".catalog")]
 
@@ -88,7 +97,9 @@ def test_product_table_errors_name_the_problem(tmp_path):
 
     path = tmp_path / "p.csv"
     pd.DataFrame({"id": ["a"], "image": ["x.png"]}).to_csv(path, index=False)
-    with pytest.raises(ProductTableError, match=r"p.csv: missing required column\(s\) \['product_id'\]"):
+    with pytest.raises(
+        ProductTableError, match=r"p.csv: missing required column\(s\) \['product_id'\]"
+    ):
         prepare_product_table(path, taxonomy=load_taxonomy())
     pd.DataFrame({"product_id": ["a"], "image": ["x.png"]}).to_csv(path, index=False)
     with pytest.raises(ProductTableError, match="no category column"):
@@ -103,8 +114,12 @@ def test_unreadable_product_images_are_skipped_and_recorded(tmp_path):
     csv = write_products(tmp_path / "src", 6)
     (tmp_path / "src" / "img" / "p001.png").write_bytes(b"")
     (tmp_path / "src" / "img" / "p002.png").write_text("not an image")
-    catalog = Catalog.build(csv, embedder=create_embedder(load_settings(backbone="hvf")),
-                            taxonomy=load_taxonomy(), out=tmp_path / "cat")
+    catalog = Catalog.build(
+        csv,
+        embedder=create_embedder(load_settings(backbone="hvf")),
+        taxonomy=load_taxonomy(),
+        out=tmp_path / "cat",
+    )
     assert len(catalog) == 4
     errors = " ".join(f["error"] for f in catalog.manifest["failures"])
     assert "p001.png: empty file" in errors and "p002.png: not an image" in errors

@@ -33,8 +33,17 @@ def assert_one_line_error(code, err, *fragments):
 @pytest.fixture
 def hvf_catalog(tmp_path, capsys):
     csv = write_products(tmp_path / "src", 9)
-    code, out, err = run(capsys, "catalog", "build", "--products", csv, "--out",
-                         tmp_path / "cat", "--backbone", "hvf")
+    code, out, err = run(
+        capsys,
+        "catalog",
+        "build",
+        "--products",
+        csv,
+        "--out",
+        tmp_path / "cat",
+        "--backbone",
+        "hvf",
+    )
     assert code == 0, err
     assert "9 products in 3 categories" in out
     return tmp_path / "cat"
@@ -57,16 +66,27 @@ def test_catalog_build_errors(tmp_path, capsys):
     pd.DataFrame({"sku": ["a"], "image": ["a.png"]}).to_csv(bad, index=False)
     code, _, err = run(capsys, "catalog", "build", "--products", bad, "--out", tmp_path / "o")
     assert_one_line_error(code, err, "bad.csv", "product_id")
-    pd.DataFrame({"product_id": ["a", "a"], "image": ["a.png", "b.png"],
-                  "category": ["x", "x"]}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {"product_id": ["a", "a"], "image": ["a.png", "b.png"], "category": ["x", "x"]}
+    ).to_csv(bad, index=False)
     code, _, err = run(capsys, "catalog", "build", "--products", bad, "--out", tmp_path / "o")
     assert_one_line_error(code, err, "duplicate product_id")
     csv = write_products(tmp_path / "src", 3)
-    code, _, err = run(capsys, "catalog", "build", "--products", csv, "--out", tmp_path / "o",
-                       "--backbone", "nosuchnet")
+    code, _, err = run(
+        capsys,
+        "catalog",
+        "build",
+        "--products",
+        csv,
+        "--out",
+        tmp_path / "o",
+        "--backbone",
+        "nosuchnet",
+    )
     assert_one_line_error(code, err, "nosuchnet")
-    code, _, err = run(capsys, "catalog", "build", "--products", tmp_path / "missing.csv",
-                       "--out", tmp_path / "o")
+    code, _, err = run(
+        capsys, "catalog", "build", "--products", tmp_path / "missing.csv", "--out", tmp_path / "o"
+    )
     assert_one_line_error(code, err, "missing.csv", "no such file")
     assert not (tmp_path / "o").exists()
 
@@ -115,7 +135,7 @@ def odd_images(tmp_path):
     d.mkdir()
     base = draw_image(7, (90, 60))
     base.convert("CMYK").save(d / "cmyk.jpg")
-    Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(d / "grey16.png")
+    Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257).save(d / "grey16.png")
     base.convert("P", palette=Image.Palette.ADAPTIVE).save(d / "palette.png")
     rgba = base.convert("RGBA")
     rgba.putalpha(128)
@@ -130,7 +150,9 @@ def odd_images(tmp_path):
 @pytest.mark.shared
 def test_look_on_odd_but_valid_images_works(hvf_catalog, tmp_path, capsys, yolo_weights):
     for path in odd_images(tmp_path):
-        code, out, err = run(capsys, "look", path, "--catalog", hvf_catalog, "--json", "--top-k", "2")
+        code, out, err = run(
+            capsys, "look", path, "--catalog", hvf_catalog, "--json", "--top-k", "2"
+        )
         assert code == 0, (path.name, err)
         data = json.loads(out)
         assert data["objects"], path.name
@@ -146,8 +168,9 @@ def test_match_records_failures_and_resumes(hvf_catalog, tmp_path, capsys, yolo_
         draw_image(20 + i, (120, 100)).save(folder / f"s{i}.png")
     (folder / "broken.jpg").write_text("not an image")
     out = tmp_path / "matches.jsonl"
-    code, stdout, err = run(capsys, "match", "--catalog", hvf_catalog, "--scenes", folder,
-                            "--out", out, "--top-k", "3")
+    code, stdout, err = run(
+        capsys, "match", "--catalog", hvf_catalog, "--scenes", folder, "--out", out, "--top-k", "3"
+    )
     assert code == 0, err
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 4
@@ -155,11 +178,21 @@ def test_match_records_failures_and_resumes(hvf_catalog, tmp_path, capsys, yolo_
     assert "not an image" in broken["error"] and broken["objects"] == []
     assert all(x["error"] is None and x["objects"] for x in lines if x["scene_id"] != "broken")
     assert "failures: 1" in stdout
-    code, stdout, _ = run(capsys, "match", "--catalog", hvf_catalog, "--scenes", folder,
-                          "--out", out)
+    code, stdout, _ = run(
+        capsys, "match", "--catalog", hvf_catalog, "--scenes", folder, "--out", out
+    )
     assert code == 0 and "4 already done, 0 processed" in stdout
     assert len(out.read_text().splitlines()) == 4
-    code, stdout, _ = run(capsys, "match", "--catalog", hvf_catalog, "--scenes", folder,
-                          "--out", out, "--retry-failed")
+    code, stdout, _ = run(
+        capsys,
+        "match",
+        "--catalog",
+        hvf_catalog,
+        "--scenes",
+        folder,
+        "--out",
+        out,
+        "--retry-failed",
+    )
     assert "3 already done, 1 processed" in stdout
     assert len(out.read_text().splitlines()) == 4

@@ -13,12 +13,16 @@ from shopthelook.taxonomy import load_taxonomy
 from tests.conftest import draw_image
 
 
-
 @pytest.mark.shared
-@pytest.mark.parametrize("name,n,category", [
-    ("ikea", 2292, "chair"), ("hm", 6000, "garment-upper"), ("clothing", 5756, "shoes"),
-    ("furniture-styles", 802, "furniture"),
-])
+@pytest.mark.parametrize(
+    "name,n,category",
+    [
+        ("ikea", 2292, "chair"),
+        ("hm", 6000, "garment-upper"),
+        ("clothing", 5756, "shoes"),
+        ("furniture-styles", 802, "furniture"),
+    ],
+)
 def test_shared_datasets_load_with_images_and_categories(shared_root, name, n, category):
     table = load_products(name, data_root=shared_root / "data")
     assert len(table) == n
@@ -44,13 +48,19 @@ def test_generic_tables_and_folders(tmp_path):
     (tmp_path / "imgs" / "notes.txt").write_text("x")
     scenes = load_scenes(tmp_path / "imgs")
     assert list(scenes["scene_id"]) == ["a", "b"]
-    pd.DataFrame({"room_id": ["r1"], "image": ["imgs/a.png"]}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"room_id": ["r1"], "image": ["imgs/a.png"]}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
     s = load_scenes(tmp_path / "s.csv")
-    assert s["scene_id"].tolist() == ["r1"] and s["image"].iloc[0] == str(tmp_path / "imgs" / "a.png")
+    assert s["scene_id"].tolist() == ["r1"] and s["image"].iloc[0] == str(
+        tmp_path / "imgs" / "a.png"
+    )
     s = load_scenes(tmp_path / "s.csv", images_root="/elsewhere")
     assert s["image"].iloc[0] == "/elsewhere/imgs/a.png"
     pd.DataFrame({"room_id": ["r1"], "product_id": ["p"]}).to_csv(tmp_path / "p.csv", index=False)
-    assert load_pairs(tmp_path / "p.csv").to_dict("records") == [{"scene_id": "r1", "product_id": "p"}]
+    assert load_pairs(tmp_path / "p.csv").to_dict("records") == [
+        {"scene_id": "r1", "product_id": "p"}
+    ]
 
 
 def test_dataset_errors(tmp_path):

@@ -107,6 +107,41 @@ def test_near_identical_boxes_of_one_category_are_merged(taxonomy):
     assert drop_same_category_duplicates([left, right]) == [left, right]
 
 
+COCO_SOME = {0: "person", 41: "cup", 46: "wine glass", 56: "chair", 57: "couch", 63: "laptop"}
+
+
+def test_raw_boxes_become_sorted_categorised_detections(taxonomy):
+    from detector.yolo import to_detections
+
+    xyxy = [
+        [10, 10, 50, 60],  # cup
+        [11, 10, 50, 61],  # the same glass as "wine glass": merged into the better one
+        [-5, 20, 80, 130],  # chair sticking out of the 100x100 image: clipped
+        [0, 0, 30, 30],  # laptop: no catalog category
+        [60, 60, 60, 90],  # couch with no width: dropped
+        [40, 0, 90, 50],  # person
+    ]
+    scores = [0.5, 0.7, 0.9, 0.95, 0.8, 0.3]
+    classes = [41, 46, 56, 63, 57, 0]
+    common = dict(labels=COCO_SOME, size=(100, 100), taxonomy=taxonomy)
+    dets = to_detections(xyxy, scores, classes, **common)
+    assert [(d.label, d.category) for d in dets] == [
+        ("chair", "chair"),
+        ("wine glass", "cup"),
+        ("person", "garment-upper"),
+    ]
+    assert dets[0].box == Box(0, 20, 80, 100)
+    assert dets[0].search_categories == ("chair", "armchair")
+    assert all(d.source == "detector" for d in dets)
+    assert to_detections(xyxy, scores, classes, max_objects=2, **common) == dets[:2]
+    kept = to_detections(xyxy, scores, classes, keep_unmapped=True, **common)
+    assert [d.label for d in kept][:2] == ["laptop", "chair"]
+    assert kept[0].category is None and kept[0].search_categories == ()
+    unknown_class = to_detections([[0, 0, 9, 9]], [0.9], [999], keep_unmapped=True, **common)
+    assert unknown_class[0].label == "999"
+    assert to_detections([], [], [], **common) == []
+
+
 # -- user boxes and the whole scene ----------------------------------------------------------
 
 
@@ -130,6 +165,11 @@ def test_user_box_outside_the_image_names_its_size(scene, taxonomy):
         user_region(scene, "250,10,300,50", taxonomy=taxonomy)
     with pytest.raises(BoxError, match="four numbers"):
         user_region(scene, "10,10,50", taxonomy=taxonomy)
+
+
+def test_user_category_is_matched_without_case_and_blank_means_none(scene, taxonomy):
+    assert user_region(scene, "1,1,50,50", category=" Sofa", taxonomy=taxonomy).category == "sofa"
+    assert user_region(scene, "1,1,50,50", category="", taxonomy=taxonomy).category is None
 
 
 def test_user_box_with_an_unknown_category_lists_the_known_ones(scene, taxonomy):
@@ -280,6 +320,14 @@ def _assert_contract(dets: list[Detection], image: Image.Image, max_objects: int
         assert d.search_categories and d.search_categories[0] == d.category
 
 
+def _same_objects(a: list[Detection], b: list[Detection]) -> bool:
+    """Equal up to the small numeric differences of batched vs single inference."""
+    return len(a) == len(b) and all(
+        x.label == y.label and abs(x.score - y.score) < 0.05 and box_iou(x.box, y.box) > 0.9
+        for x, y in zip(a, b, strict=True)
+    )
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize("kind", sorted(IMPLEMENTATIONS))
 def test_detector_contract(kind, request, taxonomy, ikea_root):
@@ -295,7 +343,10 @@ def test_detector_contract(kind, request, taxonomy, ikea_root):
     # other image modes are made RGB first; batches give what single calls give
     assert many.detect(room.convert("L")) == many.detect(room.convert("L").convert("RGB"))
     blank = Image.new("RGB", (320, 240), (240, 240, 240))
-    assert many.detect_many([room, blank]) == [uncapped, many.detect(blank)]
+    batch = many.detect_many([room, blank])
+    assert len(batch) == 2 and _same_objects(batch[0], uncapped)
+    assert _same_objects(batch[1], many.detect(blank))
+    assert many.detect_many([]) == []
     for seed in range(3):
         small = draw_image(seed)
         _assert_contract(many.detect(small), small, 10, taxonomy)

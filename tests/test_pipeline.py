@@ -118,8 +118,11 @@ def test_embedder_must_match_the_catalog(catalog):
     from shopthelook.config import load_settings
 
     with pytest.raises(CatalogError, match="built with backbone 'hvf'"):
-        ShopTheLook(catalog, detector=FixedBoxes([]),
-                    embedder=create_embedder(load_settings(backbone="random")))
+        ShopTheLook(
+            catalog,
+            detector=FixedBoxes([]),
+            embedder=create_embedder(load_settings(backbone="random")),
+        )
 
 
 @pytest.mark.shared
@@ -136,15 +139,22 @@ def test_real_room_with_yolo(tmp_path, ikea_root, yolo_weights):
     products = load_products("ikea", data_root=ikea_root.parent)
     taxonomy = load_taxonomy()
     products = products[taxonomy.categorize_table(products).isin(["chair", "table", "plant-pot"])]
-    catalog = Catalog.build(products.head(120), embedder=create_embedder(settings),
-                            taxonomy=taxonomy, out=tmp_path / "cat", settings=settings)
+    catalog = Catalog.build(
+        products.head(120),
+        embedder=create_embedder(settings),
+        taxonomy=taxonomy,
+        out=tmp_path / "cat",
+        settings=settings,
+    )
     rooms = pd.read_csv(ikea_root / "rooms.csv")
     pipe = ShopTheLook(catalog, settings)
     result = pipe.shop_the_look(ikea_root / rooms.image.iloc[1], top_k=5)
     assert result.objects, "a kitchen-dining room has chairs and tables"
     for obj in result.objects:
         d = obj.detection
-        assert 0 <= d.box.x1 < d.box.x2 <= result.width and 0 <= d.box.y1 < d.box.y2 <= result.height
+        assert (
+            0 <= d.box.x1 < d.box.x2 <= result.width and 0 <= d.box.y1 < d.box.y2 <= result.height
+        )
         if obj.products:
             assert {p.category for p in obj.products} <= set(d.search_categories)
     import torch

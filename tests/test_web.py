@@ -120,61 +120,74 @@ def test_look_with_a_box_searches_that_region_only(client):
 
 def test_adjective_reranks_and_unknown_adjective_is_refused(client):
     plain = client.post("/api/look", json={"scene_id": "room-b", "top_k": 4}).get_json()
-    dark = client.post("/api/look", json={"scene_id": "room-b", "top_k": 4,
-                                          "adjective": "dark"}).get_json()
-    light = client.post("/api/look", json={"scene_id": "room-b", "top_k": 4,
-                                           "adjective": "light"}).get_json()
+    dark = client.post(
+        "/api/look", json={"scene_id": "room-b", "top_k": 4, "adjective": "dark"}
+    ).get_json()
+    light = client.post(
+        "/api/look", json={"scene_id": "room-b", "top_k": 4, "adjective": "light"}
+    ).get_json()
+
     def scores(body):
         return [p["score"] for p in body["objects"][0]["products"]]
+
     assert scores(dark) != scores(plain) and scores(dark) != scores(light)
     error = assert_json_error(
-        client.post("/api/look", json={"scene_id": "room-b", "adjective": "sparkly"}), 400)
+        client.post("/api/look", json={"scene_id": "room-b", "adjective": "sparkly"}), 400
+    )
     assert "sparkly" in error and "dark" in error
 
 
-@pytest.mark.parametrize("payload, status, needle", [
-    ({"scene_id": "no-such-room"}, 404, "no-such-room"),
-    ({}, 400, "scene_id"),
-    ({"scene_id": "room-a", "box": [500, 500, 600, 600]}, 400, "outside"),
-    ({"scene_id": "room-a", "box": [50, 50, 10, 10]}, 400, "x2 must exceed"),
-    ({"scene_id": "room-a", "box": [1, 2, 3]}, 400, "four numbers"),
-    ({"scene_id": "room-a", "box": "a,b,c,d"}, 400, "four numbers"),
-    ({"scene_id": "room-a", "box": {"x": 1}}, 400, "box"),
-    ({"scene_id": "room-a", "top_k": 0}, 400, "top_k"),
-    ({"scene_id": "room-a", "top_k": "many"}, 400, "top_k"),
-    ({"scene_id": "room-a", "top_k": 10_000}, 400, "top_k"),
-    ({"scene_id": "room-a", "user": "../../etc"}, 400, "user"),
-    ({"scene_id": "room-a", "user": 5}, 400, "user"),
-    ({"scene_id": "room-a", "category": "spaceship"}, 400, "category"),
-    ({"scene_id": "room-a", "colour": "red"}, 400, "unknown fields"),
-    ({"scene_id": ["room-a"]}, 400, "scene_id"),
-])
+@pytest.mark.parametrize(
+    "payload, status, needle",
+    [
+        ({"scene_id": "no-such-room"}, 404, "no-such-room"),
+        ({}, 400, "scene_id"),
+        ({"scene_id": "room-a", "box": [500, 500, 600, 600]}, 400, "outside"),
+        ({"scene_id": "room-a", "box": [50, 50, 10, 10]}, 400, "x2 must exceed"),
+        ({"scene_id": "room-a", "box": [1, 2, 3]}, 400, "four numbers"),
+        ({"scene_id": "room-a", "box": "a,b,c,d"}, 400, "four numbers"),
+        ({"scene_id": "room-a", "box": {"x": 1}}, 400, "box"),
+        ({"scene_id": "room-a", "top_k": 0}, 400, "top_k"),
+        ({"scene_id": "room-a", "top_k": "many"}, 400, "top_k"),
+        ({"scene_id": "room-a", "top_k": 10_000}, 400, "top_k"),
+        ({"scene_id": "room-a", "user": "../../etc"}, 400, "user"),
+        ({"scene_id": "room-a", "user": 5}, 400, "user"),
+        ({"scene_id": "room-a", "category": "spaceship"}, 400, "category"),
+        ({"scene_id": "room-a", "colour": "red"}, 400, "unknown fields"),
+        ({"scene_id": ["room-a"]}, 400, "scene_id"),
+    ],
+)
 def test_look_bad_json_fields(client, payload, status, needle):
     error = assert_json_error(client.post("/api/look", json=payload), status)
     assert needle in error
 
 
 def test_look_malformed_json_and_wrong_content_types(client):
-    assert_json_error(client.post("/api/look", data="{not json",
-                                  content_type="application/json"), 400)
-    assert_json_error(client.post("/api/look", data="[1, 2]",
-                                  content_type="application/json"), 400)
-    assert_json_error(client.post("/api/look", data="scene_id=room-a",
-                                  content_type="text/plain"), 415)
+    assert_json_error(
+        client.post("/api/look", data="{not json", content_type="application/json"), 400
+    )
+    assert_json_error(client.post("/api/look", data="[1, 2]", content_type="application/json"), 400)
+    assert_json_error(
+        client.post("/api/look", data="scene_id=room-a", content_type="text/plain"), 415
+    )
     assert_json_error(client.post("/api/look"), 415)
     assert_json_error(client.get("/api/look"), 405)
 
 
-@pytest.mark.parametrize("content, name, status, needle", [
-    (b"this is not a picture at all", "notes.txt", 400, "not an image"),
-    (b"", "empty.png", 400, "empty"),
-    (png_bytes()[:200], "cut.png", 400, "image"),
-    (png_bytes((1200, 1000), seed=3), "huge.png", 413, "pixels"),
-])
+@pytest.mark.parametrize(
+    "content, name, status, needle",
+    [
+        (b"this is not a picture at all", "notes.txt", 400, "not an image"),
+        (b"", "empty.png", 400, "empty"),
+        (png_bytes()[:200], "cut.png", 400, "image"),
+        (png_bytes((1200, 1000), seed=3), "huge.png", 413, "pixels"),
+    ],
+)
 def test_look_bad_uploads(client, content, name, status, needle):
     data = {"image": (io.BytesIO(content), name)}
-    error = assert_json_error(client.post("/api/look", data=data,
-                                          content_type="multipart/form-data"), status)
+    error = assert_json_error(
+        client.post("/api/look", data=data, content_type="multipart/form-data"), status
+    )
     assert needle in error
 
 
@@ -183,8 +196,9 @@ def test_look_upload_over_the_byte_limit(client):
     import os
 
     data = {"image": (io.BytesIO(os.urandom(400_000)), "big.jpg")}
-    error = assert_json_error(client.post("/api/look", data=data,
-                                          content_type="multipart/form-data"), 413)
+    error = assert_json_error(
+        client.post("/api/look", data=data, content_type="multipart/form-data"), 413
+    )
     assert "300,000" in error
 
 
@@ -217,13 +231,24 @@ def test_unknown_product_and_bad_k(client):
 # -- /api/events and /api/users ----------------------------------------------------------
 def test_events_are_stored_and_visible_in_the_user_history(client, services):
     assert_json_error(client.get("/api/users/evan"), 404)
-    response = client.post("/api/events", json={"event_type": "click", "user_id": "evan",
-                                                "product_id": "P001", "scene_id": "room-a",
-                                                "position": 2, "request_id": "abc-0"})
+    response = client.post(
+        "/api/events",
+        json={
+            "event_type": "click",
+            "user_id": "evan",
+            "product_id": "P001",
+            "scene_id": "room-a",
+            "position": 2,
+            "request_id": "abc-0",
+        },
+    )
     assert response.status_code == 201 and response.get_json() == {"logged": 1}
-    batch = {"events": [{"event_type": "save", "user": "evan", "product_id": "P004"},
-                        {"event_type": "purchase", "user_id": "evan", "product_id": "P004",
-                         "price": 14.0}]}
+    batch = {
+        "events": [
+            {"event_type": "save", "user": "evan", "product_id": "P004"},
+            {"event_type": "purchase", "user_id": "evan", "product_id": "P004", "price": 14.0},
+        ]
+    }
     assert client.post("/api/events", json=batch).status_code == 201
     assert services.events.count(user_id="evan", event_type="click", product_id="P001") == 1
     assert services.events.count(user_id="evan") == 3
@@ -231,26 +256,47 @@ def test_events_are_stored_and_visible_in_the_user_history(client, services):
     assert history["events"] == {"impression": 0, "click": 1, "save": 1, "purchase": 1}
 
 
-@pytest.mark.parametrize("payload, status, needle", [
-    ({"event_type": "like", "user_id": "u1", "product_id": "P000"}, 400, "event_type"),
-    ({"event_type": "click", "product_id": "P000"}, 400, "user_id"),
-    ({"event_type": "click", "user_id": "bad user!", "product_id": "P000"}, 400, "user"),
-    ({"event_type": "click", "user_id": "u1"}, 400, "product_id"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P999"}, 404, "P999"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P000", "scene_id": "nope"}, 404,
-     "nope"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P000", "position": -3}, 400,
-     "negative"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P000", "position": "top"}, 400,
-     "position"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P000", "ts": "yesterday"}, 400,
-     "timestamp"),
-    ({"event_type": "click", "user_id": "u1", "product_id": "P000", "mood": "happy"}, 400,
-     "unknown fields"),
-    ({"events": []}, 400, "non-empty"),
-    ({"events": [{"event_type": "click", "user_id": "u1", "product_id": "P000"}, "x"]}, 400,
-     "event 1"),
-])
+@pytest.mark.parametrize(
+    "payload, status, needle",
+    [
+        ({"event_type": "like", "user_id": "u1", "product_id": "P000"}, 400, "event_type"),
+        ({"event_type": "click", "product_id": "P000"}, 400, "user_id"),
+        ({"event_type": "click", "user_id": "bad user!", "product_id": "P000"}, 400, "user"),
+        ({"event_type": "click", "user_id": "u1"}, 400, "product_id"),
+        ({"event_type": "click", "user_id": "u1", "product_id": "P999"}, 404, "P999"),
+        (
+            {"event_type": "click", "user_id": "u1", "product_id": "P000", "scene_id": "nope"},
+            404,
+            "nope",
+        ),
+        (
+            {"event_type": "click", "user_id": "u1", "product_id": "P000", "position": -3},
+            400,
+            "negative",
+        ),
+        (
+            {"event_type": "click", "user_id": "u1", "product_id": "P000", "position": "top"},
+            400,
+            "position",
+        ),
+        (
+            {"event_type": "click", "user_id": "u1", "product_id": "P000", "ts": "yesterday"},
+            400,
+            "timestamp",
+        ),
+        (
+            {"event_type": "click", "user_id": "u1", "product_id": "P000", "mood": "happy"},
+            400,
+            "unknown fields",
+        ),
+        ({"events": []}, 400, "non-empty"),
+        (
+            {"events": [{"event_type": "click", "user_id": "u1", "product_id": "P000"}, "x"]},
+            400,
+            "event 1",
+        ),
+    ],
+)
 def test_bad_events_are_refused_and_nothing_is_stored(client, services, payload, status, needle):
     services.events.flush()
     before = services.events.count(user_id="u1")
@@ -261,10 +307,15 @@ def test_bad_events_are_refused_and_nothing_is_stored(client, services, payload,
 
 
 def test_events_malformed_json_and_content_type(client):
-    assert_json_error(client.post("/api/events", data="{oops", content_type="application/json"),
-                      400)
-    assert_json_error(client.post("/api/events", data="event_type=click",
-                                  content_type="application/x-www-form-urlencoded"), 415)
+    assert_json_error(
+        client.post("/api/events", data="{oops", content_type="application/json"), 400
+    )
+    assert_json_error(
+        client.post(
+            "/api/events", data="event_type=click", content_type="application/x-www-form-urlencoded"
+        ),
+        415,
+    )
     assert_json_error(client.post("/api/events", json=[1, 2, 3]), 400)
 
 
@@ -277,12 +328,14 @@ def test_catalog_images_are_served_only_from_the_image_root(client, services):
     rel = services.image_relpath("P000")
     ok = client.get(f"/img/catalog/{rel}")
     assert ok.status_code == 200 and ok.mimetype == "image/png"
-    for attempt in ("/img/catalog/../catalog/manifest.json",
-                    "/img/catalog/..%2F..%2Fcatalog%2Fmanifest.json",
-                    "/img/catalog/%2e%2e/%2e%2e/etc/passwd",
-                    "/img/catalog//etc/passwd",
-                    "/img/catalog/img/../../products.csv",
-                    "/img/catalog/img/nothing-here.png"):
+    for attempt in (
+        "/img/catalog/../catalog/manifest.json",
+        "/img/catalog/..%2F..%2Fcatalog%2Fmanifest.json",
+        "/img/catalog/%2e%2e/%2e%2e/etc/passwd",
+        "/img/catalog//etc/passwd",
+        "/img/catalog/img/../../products.csv",
+        "/img/catalog/img/nothing-here.png",
+    ):
         response = client.get(attempt, follow_redirects=True)  # '//' redirects to '/'
         assert response.status_code in (400, 404), attempt
         assert b"product_id" not in response.data and b"root:" not in response.data

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -40,10 +41,16 @@ def write_products(folder: Path, n: int = 12) -> Path:
     for i in range(n):
         name = f"p{i:03d}.png"
         draw_image(100 + i, (64, 64)).save(folder / "img" / name)
-        rows.append({"product_id": f"P{i:03d}", "image": f"img/{name}",
-                     "category": CATEGORIES[i % len(CATEGORIES)],
-                     "name": HOSTILE_NAME if i == 2 else f"Product {i}",
-                     "color": "dark" if i % 2 else "light", "price": 10.0 + i})
+        rows.append(
+            {
+                "product_id": f"P{i:03d}",
+                "image": f"img/{name}",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "name": HOSTILE_NAME if i == 2 else f"Product {i}",
+                "color": "dark" if i % 2 else "light",
+                "price": 10.0 + i,
+            }
+        )
     path = folder / "products.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -68,8 +75,13 @@ def build_catalog(folder: Path, n: int = 12):
 
     settings = load_settings(backbone="hvf")
     table = write_products(folder / "src", n)
-    return Catalog.build(table, embedder=create_embedder(settings), taxonomy=load_taxonomy(),
-                         out=folder / "catalog", settings=settings)
+    return Catalog.build(
+        table,
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(),
+        out=folder / "catalog",
+        settings=settings,
+    )
 
 
 def build_directions(catalog):
@@ -77,9 +89,14 @@ def build_directions(catalog):
     from embedder.oaar import label_directions
 
     products = catalog.products
-    return label_directions(catalog.embeddings(products["product_id"].tolist()),
-                            products["color"].tolist(), products["category"].tolist(),
-                            backbone=catalog.backbone, head_id=catalog.head, min_items=2)
+    return label_directions(
+        catalog.embeddings(products["product_id"].tolist()),
+        products["color"].tolist(),
+        products["category"].tolist(),
+        backbone=catalog.backbone,
+        head_id=catalog.head,
+        min_items=2,
+    )
 
 
 def build_pipeline(catalog, ranker=None):
@@ -87,8 +104,13 @@ def build_pipeline(catalog, ranker=None):
     from shopthelook.pipeline import ShopTheLook
 
     settings = load_settings(backbone="hvf", threads=1)
-    return ShopTheLook(catalog, settings, detector=FixedDetector(), ranker=ranker,
-                       directions=build_directions(catalog))
+    return ShopTheLook(
+        catalog,
+        settings,
+        detector=FixedDetector(),
+        ranker=ranker,
+        directions=build_directions(catalog),
+    )
 
 
 def web_config(root: Path, pipeline, scenes: Path, **extra) -> dict:
@@ -110,3 +132,35 @@ def png_bytes(size=(200, 120), seed: int = 7) -> bytes:
     buffer = io.BytesIO()
     draw_image(seed, size).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def ikea_catalog(data_root: str, n_sample: int = 250):
+    """A catalog of real IKEA products (those in the first two living rooms plus a sample), hvf
+    backbone; built once per test process into a temporary folder."""
+    import tempfile
+
+    from embedder import create_embedder
+    from shopthelook.catalog import Catalog
+    from shopthelook.config import load_settings
+    from shopthelook.datasets import load_pairs, load_products, load_scenes
+    from shopthelook.taxonomy import load_taxonomy
+
+    settings = load_settings(backbone="hvf", data_root=data_root)
+    scenes = load_scenes("ikea", data_root=data_root)
+    rooms = scenes[scenes["room_category"] == "Living Room"].head(2)
+    pairs = load_pairs("ikea", data_root=data_root)
+    products = load_products("ikea", data_root=data_root)
+    wanted = set(pairs[pairs["scene_id"].isin(rooms["scene_id"])]["product_id"])
+    table = pd.concat(
+        [products[products["product_id"].isin(wanted)], products.sample(n_sample, random_state=0)]
+    ).drop_duplicates("product_id")
+    out = Path(tempfile.mkdtemp(prefix="stl-web-ikea-")) / "catalog"
+    catalog = Catalog.build(
+        table,
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(),
+        out=out,
+        settings=settings,
+    )
+    return catalog, rooms.reset_index(drop=True)

@@ -74,8 +74,10 @@ def test_scene_page_dots_products_and_impressions(app, services):
     request_id = response.headers["X-Request-Id"]
     assert response.headers["X-Impressions"] == "4"
     services.events.flush()
-    assert services.events.count(request_id=f"{request_id}-0", user_id="pat",
-                                 event_type="impression") == 4
+    assert (
+        services.events.count(request_id=f"{request_id}-0", user_id="pat", event_type="impression")
+        == 4
+    )
     second = client.get("/scene/room-a?obj=1").get_data(as_text=True)
     assert re.findall(r'data-product-id="([^"]+)"', second)[0] == "P001"
 
@@ -97,8 +99,12 @@ def test_clicking_a_product_logs_the_click_and_shows_the_product(app, services):
     response = client.get(link)
     assert response.status_code == 303 and "/product/P000" in response.headers["Location"]
     services.events.flush()
-    assert services.events.count(user_id="quinn", event_type="click", product_id="P000",
-                                 scene_id="room-a") == 1
+    assert (
+        services.events.count(
+            user_id="quinn", event_type="click", product_id="P000", scene_id="room-a"
+        )
+        == 1
+    )
     page = client.get(response.headers["Location"])
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "Similar products" in text
@@ -110,13 +116,19 @@ def test_clicking_a_product_logs_the_click_and_shows_the_product(app, services):
 
 def test_save_logs_a_save_and_returns_to_the_page(app, services):
     client = user_client(app, "rosa")
-    response = client.post("/product/P001/save", data={"scene": "room-a", "pos": "1",
-                                                       "rid": "abc-1", "next": "/scene/room-a"})
+    response = client.post(
+        "/product/P001/save",
+        data={"scene": "room-a", "pos": "1", "rid": "abc-1", "next": "/scene/room-a"},
+    )
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/scene/room-a")
     services.events.flush()
-    assert services.events.count(user_id="rosa", event_type="save", product_id="P001",
-                                 request_id="abc-1") == 1
+    assert (
+        services.events.count(
+            user_id="rosa", event_type="save", product_id="P001", request_id="abc-1"
+        )
+        == 1
+    )
     # an off-site "next" is ignored: no open redirect
     away = client.post("/product/P001/save", data={"next": "//evil.example/"})
     assert away.headers["Location"].startswith("/product/P001")
@@ -145,8 +157,11 @@ def test_box_and_adjective_links(app):
 
 def test_upload_form_stores_the_photo_and_opens_its_scene(app):
     client = user_client(app, "pat")
-    response = client.post("/upload", data={"image": (io.BytesIO(png_bytes(seed=11)), "r.png")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/upload",
+        data={"image": (io.BytesIO(png_bytes(seed=11)), "r.png")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 303
     location = response.headers["Location"]
     assert re.match(r"^/scene/u-[0-9a-f]{16}$", location)
@@ -154,15 +169,21 @@ def test_upload_form_stores_the_photo_and_opens_its_scene(app):
     assert location in client.get("/").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("content, status", [
-    (b"GIF89a but not really", 400),
-    (b"", 400),
-    (png_bytes((1100, 1000), seed=5), 413),
-])
+@pytest.mark.parametrize(
+    "content, status",
+    [
+        (b"GIF89a but not really", 400),
+        (b"", 400),
+        (png_bytes((1100, 1000), seed=5), 413),
+    ],
+)
 def test_bad_uploads_get_a_friendly_page(app, content, status):
     client = user_client(app, "pat")
-    response = client.post("/upload", data={"image": (io.BytesIO(content), "x.png")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/upload",
+        data={"image": (io.BytesIO(content), "x.png")},
+        content_type="multipart/form-data",
+    )
     assert_friendly(response, status)
 
 
@@ -175,20 +196,23 @@ def test_upload_without_a_file_or_over_the_byte_limit(app):
     assert_friendly(client.post("/upload", data=big, content_type="multipart/form-data"), 413)
 
 
-@pytest.mark.parametrize("url, status", [
-    ("/scene/no-such-room", 404),
-    ("/scene/room-a?obj=7", 400),
-    ("/scene/room-a?obj=x", 400),
-    ("/scene/room-a?box=900,900,950,950", 400),
-    ("/scene/room-a?box=1,2", 400),
-    ("/scene/room-a?adj=sparkly", 400),
-    ("/product/P999", 404),
-    ("/click/P999", 404),
-    ("/click/P000?scene=nowhere", 404),
-    ("/click/P000?pos=-1", 400),
-    ("/click/P000?rid=%3Cx%3E", 400),
-    ("/nothing/here", 404),
-])
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/scene/no-such-room", 404),
+        ("/scene/room-a?obj=7", 400),
+        ("/scene/room-a?obj=x", 400),
+        ("/scene/room-a?box=900,900,950,950", 400),
+        ("/scene/room-a?box=1,2", 400),
+        ("/scene/room-a?adj=sparkly", 400),
+        ("/product/P999", 404),
+        ("/click/P999", 404),
+        ("/click/P000?scene=nowhere", 404),
+        ("/click/P000?pos=-1", 400),
+        ("/click/P000?rid=%3Cx%3E", 400),
+        ("/nothing/here", 404),
+    ],
+)
 def test_bad_page_urls_get_a_friendly_page(app, url, status):
     assert_friendly(user_client(app, "pat").get(url), status)
 

@@ -42,24 +42,44 @@ def shop_site(tmp_path_factory):
     from web.services import load_ranker
 
     root = tmp_path_factory.mktemp("personal")
-    shop = make_shop(n_users=60, n_categories=2, per_category=40, purchases_per_user=10, seed=3)
+    shop = make_shop(n_users=90, n_categories=2, per_category=60, purchases_per_user=12, seed=3)
     (root / "img").mkdir()
     paths = []
     for i, pid in enumerate(shop.products["product_id"]):
         path = root / "img" / f"{pid}.png"
         Image.new("RGB", (8, 8), (i % 256, (7 * i) % 256, 90)).save(path)
         paths.append(str(path))
-    products = shop.products.assign(image=paths, row_id=np.arange(len(paths), dtype=np.int64))
-    manifest = {"format_version": FORMAT_VERSION, "backbone": "random", "head": "identity",
-                "dim": shop.space.dim, "exact_index_max": 20_000, "next_row_id": len(paths)}
+    # the shop's products cost what its purchase log says (10 + style)
+    products = shop.products.assign(
+        image=paths,
+        row_id=np.arange(len(paths), dtype=np.int64),
+        price=10.0 + shop.products["style"],
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "backbone": "random",
+        "head": "identity",
+        "dim": shop.space.dim,
+        "exact_index_max": 20_000,
+        "next_row_id": len(paths),
+    }
     Catalog._assemble(products, shop.space.vectors, manifest).save(root / "catalog")
     catalog = Catalog.load(root / "catalog")
 
-    result = train_from_events(shop.events, shop.space,
-                               config=TrainConfig(n_candidates=30, n_estimators=60),
-                               attractiveness=shop.attractiveness)
-    save_model(root / "model", result.booster, result.final_builder, metrics=result.table,
-               train_info=result.info, catalog_info={"dim": shop.space.dim})
+    result = train_from_events(
+        shop.events,
+        shop.space,
+        config=TrainConfig(n_candidates=40, n_estimators=150),
+        attractiveness=shop.attractiveness,
+    )
+    save_model(
+        root / "model",
+        result.booster,
+        result.final_builder,
+        metrics=result.table,
+        train_info=result.info,
+        catalog_info={"dim": shop.space.dim},
+    )
     events_path = root / "events.sqlite"
     with EventStore(events_path) as store:  # the shop's past: what the site's users did before
         past = shop.events.astype(object).where(shop.events.notna(), None)
@@ -67,13 +87,24 @@ def shop_site(tmp_path_factory):
 
     ranker, note = load_ranker(root / "model", catalog, events_path)
     assert ranker.name == "lightgbm" and note is None
-    pipeline = ShopTheLook(catalog, load_settings(threads=1), detector=OneObject(),
-                           embedder=Embedder(RandomBackbone(shop.space.dim)), ranker=ranker)
+    pipeline = ShopTheLook(
+        catalog,
+        load_settings(threads=1),
+        detector=OneObject(),
+        embedder=Embedder(RandomBackbone(shop.space.dim)),
+        ranker=ranker,
+    )
     (root / "scenes").mkdir()
     Image.new("RGB", (128, 128), (200, 190, 180)).save(root / "scenes" / "room.png")
-    app = create_app({"PIPELINE": pipeline, "SCENES": str(root / "scenes"),
-                      "EVENTS": str(events_path), "INSTANCE_PATH": str(root / "instance"),
-                      "TOP_K": 10})
+    app = create_app(
+        {
+            "PIPELINE": pipeline,
+            "SCENES": str(root / "scenes"),
+            "EVENTS": str(events_path),
+            "INSTANCE_PATH": str(root / "instance"),
+            "TOP_K": 10,
+        }
+    )
     yield app, shop
     services_of(app).close()
 
@@ -84,8 +115,8 @@ def test_two_users_with_different_histories_see_different_orders(shop_site, monk
     monkeypatch.setattr(ranker.lgbm, "REFRESH_SECONDS", 0.0)  # read the new events at once
     app, shop = shop_site
     client = app.test_client()
-    style = dict(zip(shop.products["product_id"], shop.products["style"]))
-    category = dict(zip(shop.products["product_id"], shop.products["category"]))
+    style = dict(zip(shop.products["product_id"], shop.products["style"], strict=True))
+    category = dict(zip(shop.products["product_id"], shop.products["category"], strict=True))
     styles = sorted(set(style.values()), key=lambda s: -sum(v == s for v in style.values()))
     liked = {"ann": styles[0], "ben": styles[1]}
     for user, s in liked.items():
@@ -96,15 +127,18 @@ def test_two_users_with_different_histories_see_different_orders(shop_site, monk
         assert response.status_code == 201
 
     def top(user):
-        body = client.post("/api/look", json={"scene_id": "room", "user": user,
-                                              "top_k": 10}).get_json()
+        body = client.post(
+            "/api/look", json={"scene_id": "room", "user": user, "top_k": 10}
+        ).get_json()
         return [p["product_id"] for p in body["objects"][0]["products"]]
 
     ann, ben = top("ann"), top("ben")
     assert ann != ben
+
     # each list leans to its own user's style
     def share(ids, s):
         return sum(style[p] == s for p in ids) / len(ids)
+
     assert share(ann, liked["ann"]) > share(ben, liked["ann"])
     assert share(ben, liked["ben"]) > share(ann, liked["ben"])
 

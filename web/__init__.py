@@ -54,7 +54,9 @@ DEFAULTS: dict[str, Any] = {
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     instance_path = config.get("INSTANCE_PATH")
-    app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None)
+    app = Flask(
+        __name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None
+    )
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(config)
     # the form fields around a file need a little room above the file's own limit
@@ -87,8 +89,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _remember_user(response):
         if getattr(g, "new_user", False) and not request.path.startswith(("/api/", "/healthz")):
-            response.set_cookie(USER_COOKIE, g.user_id, max_age=365 * 24 * 3600, samesite="Lax",
-                                httponly=True)
+            response.set_cookie(
+                USER_COOKIE, g.user_id, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+            )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 

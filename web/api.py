@@ -41,12 +41,15 @@ def request_fields() -> tuple[Mapping[str, Any], Any]:
     if mimetype == "application/json":
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            raise ApiError(400, "malformed JSON: expected an object like {\"scene_id\": ...}")
+            raise ApiError(400, 'malformed JSON: expected an object like {"scene_id": ...}')
         return data, None
     if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return request.form, request.files.get("image")
-    raise ApiError(415, f"content type {mimetype or 'none'!r}: send application/json, or "
-                        "multipart/form-data with an 'image' file")
+    raise ApiError(
+        415,
+        f"content type {mimetype or 'none'!r}: send application/json, or "
+        "multipart/form-data with an 'image' file",
+    )
 
 
 @bp.post("/api/look")
@@ -55,19 +58,24 @@ def look():
     data, file = request_fields()
     unknown = sorted(set(data) - {"scene_id", "box", "user", "adjective", "top_k", "category"})
     if unknown:
-        raise ApiError(400, f"unknown fields {unknown}; known: scene_id, box, user, adjective, "
-                            "top_k, category (and an 'image' file)")
+        raise ApiError(
+            400,
+            f"unknown fields {unknown}; known: scene_id, box, user, adjective, "
+            "top_k, category (and an 'image' file)",
+        )
     scene_id = parse_text_id(data.get("scene_id"), "scene_id")
     if file is not None and scene_id:
         raise ApiError(400, "give either an image file or a scene_id, not both")
     if file is not None:
         payload = file.read(services.max_upload_bytes + 1)
         if len(payload) > services.max_upload_bytes:
-            raise ApiError(413, f"image is larger than the limit of "
-                                f"{services.max_upload_bytes:,} bytes")
+            raise ApiError(
+                413, f"image is larger than the limit of {services.max_upload_bytes:,} bytes"
+            )
         name = Path(file.filename or "upload").name[:100] or "upload"
-        scene_id = services.scenes.add_upload(payload, max_pixels=services.max_image_pixels,
-                                              name=name).scene_id
+        scene_id = services.scenes.add_upload(
+            payload, max_pixels=services.max_image_pixels, name=name
+        ).scene_id
     elif not scene_id:
         raise ApiError(400, "give an 'image' file (multipart/form-data) or a scene_id")
     elif not services.scenes.has(scene_id):
@@ -77,20 +85,32 @@ def look():
         user_id=parse_user(data.get("user"), ANONYMOUS),
         box=parse_box(data.get("box")),
         adjective=parse_adjective(data.get("adjective"), services),
-        top_k=parse_int(data.get("top_k"), "top_k", default=current_app.config["TOP_K"], low=1,
-                        high=current_app.config["TOP_K_MAX"]),
+        top_k=parse_int(
+            data.get("top_k"),
+            "top_k",
+            default=current_app.config["TOP_K"],
+            low=1,
+            high=current_app.config["TOP_K_MAX"],
+        ),
         category=parse_category(data.get("category"), services),
     )
     impressions = services.impressions(result)
     body = result.result.to_dict()
-    for i, (obj_dict, obj) in enumerate(zip(body["objects"], result.result.objects)):
+    for i, (obj_dict, obj) in enumerate(zip(body["objects"], result.result.objects, strict=True)):
         obj_dict["request_id"] = result.list_id(i)
-        for product_dict, hit in zip(obj_dict["products"], obj.products):
+        for product_dict, hit in zip(obj_dict["products"], obj.products, strict=True):
             product_dict["image_url"] = product_card(services, hit.product_id)["image_url"]
             product_dict["url"] = url_for("pages.product", product_id=hit.product_id)
-    response = jsonify({"scene_id": result.scene_id, "user": result.user_id,
-                        "request_id": result.request_id, "impressions": impressions,
-                        "scene_url": url_for("pages.scene", scene_id=result.scene_id), **body})
+    response = jsonify(
+        {
+            "scene_id": result.scene_id,
+            "user": result.user_id,
+            "request_id": result.request_id,
+            "impressions": impressions,
+            "scene_url": url_for("pages.scene", scene_id=result.scene_id),
+            **body,
+        }
+    )
     return response
 
 
@@ -106,17 +126,23 @@ def product(product_id: str):
     details["url"] = url_for("pages.product", product_id=product_id)
     list_id = f"p{uuid.uuid4().hex[:15]}"
     similar = [
-        {"product_id": pid, "score": round(score, 5),
-         **{k: v for k, v in product_card(services, pid).items()
-            if k in ("name", "category", "image_url")}}
+        {
+            "product_id": pid,
+            "score": round(score, 5),
+            **{
+                k: v
+                for k, v in product_card(services, pid).items()
+                if k in ("name", "category", "image_url")
+            },
+        }
         for pid, score in services.similar(product_id, k=k)
     ]
     services.list_impressions(user_id, [s["product_id"] for s in similar], list_id)
-    rooms = [{key: card[key] for key in ("scene_id", "title", "category", "url")}
-             for card in (scene_card(services.scenes.get(s))
-                          for s in services.rooms_with(product_id))]
-    return jsonify({"product": details, "similar": similar, "request_id": list_id,
-                    "rooms": rooms})
+    rooms = [
+        {key: card[key] for key in ("scene_id", "title", "category", "url")}
+        for card in (scene_card(services.scenes.get(s)) for s in services.rooms_with(product_id))
+    ]
+    return jsonify({"product": details, "similar": similar, "request_id": list_id, "rooms": rooms})
 
 
 @bp.post("/api/events")
@@ -135,7 +161,7 @@ def events():
     elif isinstance(data, dict):
         items = [data]
     else:
-        raise ApiError(400, "malformed JSON: expected an event object or {\"events\": [...]}")
+        raise ApiError(400, 'malformed JSON: expected an event object or {"events": [...]}')
     if len(items) > MAX_EVENTS_PER_REQUEST:
         raise ApiError(413, f"{len(items)} events: send at most {MAX_EVENTS_PER_REQUEST} at once")
     rows = []
@@ -147,8 +173,11 @@ def events():
         if "user" in item and "user_id" not in item:
             item["user_id"] = item.pop("user")
         if item.get("event_type") not in EVENT_TYPES:
-            raise ApiError(400, f"{where}event_type {item.get('event_type')!r} is unknown; "
-                                f"use one of {list(EVENT_TYPES)}")
+            raise ApiError(
+                400,
+                f"{where}event_type {item.get('event_type')!r} is unknown; "
+                f"use one of {list(EVENT_TYPES)}",
+            )
         try:
             item["user_id"] = parse_user(item.get("user_id"), "")
             if not item["user_id"]:
@@ -164,6 +193,8 @@ def events():
                 raise ApiError(404, f"scene {scene_id!r} does not exist")
             item["request_id"] = parse_list_id(item.get("request_id"))
             item.setdefault("category", services.category(product_id))
+            if item.get("price") is None:
+                item["price"] = services.price(product_id)
             validate_event(item)
         except ApiError as exc:
             raise ApiError(exc.status, where + exc.message) from None
@@ -196,10 +227,17 @@ def user(user_id: str):
 @bp.get("/api/scenes")
 def scenes():
     services = svc()
-    items = [{"scene_id": s.scene_id, "title": s.title, "category": s.category,
-              "source": s.source, "url": url_for("pages.scene", scene_id=s.scene_id),
-              "image_url": url_for("pages.scene_image", scene_id=s.scene_id)}
-             for s in services.scenes.gallery() + services.scenes.uploads()]
+    items = [
+        {
+            "scene_id": s.scene_id,
+            "title": s.title,
+            "category": s.category,
+            "source": s.source,
+            "url": url_for("pages.scene", scene_id=s.scene_id),
+            "image_url": url_for("pages.scene_image", scene_id=s.scene_id),
+        }
+        for s in services.scenes.gallery() + services.scenes.uploads()
+    ]
     return jsonify({"scenes": items, "count": len(items)})
 
 

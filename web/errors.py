@@ -36,8 +36,12 @@ def error_response(status: int, message: str, title: str | None = None):
         response = jsonify({"error": message, "status": status})
         response.status_code = status
         return response
-    html = render_template("error.html", status=status, message=message,
-                           title=title or _TITLES.get(status, "Something went wrong"))
+    html = render_template(
+        "error.html",
+        status=status,
+        message=message,
+        title=title or _TITLES.get(status, "Something went wrong"),
+    )
     return html, status
 
 

@@ -45,8 +45,9 @@ def svc() -> Services:
     return services_of(current_app)
 
 
-def product_card(services: Services, product_id: str, score: float | None = None,
-                 reason: str | None = None) -> dict:
+def product_card(
+    services: Services, product_id: str, score: float | None = None, reason: str | None = None
+) -> dict:
     product = services.public_product(product_id)
     rel = services.image_relpath(product_id)
     return {
@@ -60,9 +61,13 @@ def product_card(services: Services, product_id: str, score: float | None = None
 
 
 def scene_card(scene: Scene) -> dict:
-    return {"scene_id": scene.scene_id, "title": scene.title, "category": scene.category,
-            "url": url_for("pages.scene", scene_id=scene.scene_id),
-            "thumb_url": url_for("pages.scene_image", scene_id=scene.scene_id, size="thumb")}
+    return {
+        "scene_id": scene.scene_id,
+        "title": scene.title,
+        "category": scene.category,
+        "url": url_for("pages.scene", scene_id=scene.scene_id),
+        "thumb_url": url_for("pages.scene_image", scene_id=scene.scene_id, size="thumb"),
+    }
 
 
 def safe_next(target: str | None, fallback: str) -> str:
@@ -79,8 +84,9 @@ def home():
     for scene in services.scenes.gallery():
         groups.setdefault(scene.category or "Scenes", []).append(scene_card(scene))
     uploads = [scene_card(s) for s in services.scenes.uploads(limit=12)]
-    return render_template("home.html", groups=groups, uploads=uploads,
-                           max_mb=services.max_upload_bytes / 1024 / 1024)
+    return render_template(
+        "home.html", groups=groups, uploads=uploads, max_mb=services.max_upload_bytes / 1024 / 1024
+    )
 
 
 @bp.post("/upload")
@@ -92,8 +98,9 @@ def upload():
     data = file.read(services.max_upload_bytes + 1)
     if len(data) > services.max_upload_bytes:
         raise ApiError(413, f"the photo is larger than {services.max_upload_bytes:,} bytes")
-    scene = services.scenes.add_upload(data, max_pixels=services.max_image_pixels,
-                                       name=Path(file.filename).name[:100] or "upload")
+    scene = services.scenes.add_upload(
+        data, max_pixels=services.max_image_pixels, name=Path(file.filename).name[:100] or "upload"
+    )
     return redirect(url_for("pages.scene", scene_id=scene.scene_id), code=303)
 
 
@@ -103,12 +110,18 @@ def scene(scene_id: str):
     scene = services.scenes.get(scene_id)
     box = parse_box(request.args.get("box"))
     adjective = parse_adjective(request.args.get("adj"), services)
-    look = services.look(scene.scene_id, user_id=g.user_id, box=box, adjective=adjective,
-                         top_k=current_app.config["TOP_K"])
+    look = services.look(
+        scene.scene_id,
+        user_id=g.user_id,
+        box=box,
+        adjective=adjective,
+        top_k=current_app.config["TOP_K"],
+    )
     result = look.result
     count = len(result.objects)
-    selected = parse_int(request.args.get("obj"), "object", default=0, low=0,
-                         high=max(0, count - 1))
+    selected = parse_int(
+        request.args.get("obj"), "object", default=0, low=0, high=max(0, count - 1)
+    )
     shown = services.impressions(look, [selected] if count else [])
     base_args = {k: v for k, v in (("box", request.args.get("box")), ("adj", adjective)) if v}
 
@@ -121,34 +134,63 @@ def scene(scene_id: str):
     dots = []
     for i, obj in enumerate(result.objects):
         b = obj.detection.box
-        dots.append({
-            "index": i, "label": obj.detection.label, "category": obj.detection.category,
-            "source": obj.detection.source,
-            "x": 100 * (b.x1 + b.x2) / 2 / result.width, "y": 100 * (b.y1 + b.y2) / 2 / result.height,
-            "left": 100 * b.x1 / result.width, "top": 100 * b.y1 / result.height,
-            "w": 100 * b.width / result.width, "h": 100 * b.height / result.height,
-            "url": link(obj=i if i else None),
-        })
+        dots.append(
+            {
+                "index": i,
+                "label": obj.detection.label,
+                "category": obj.detection.category,
+                "source": obj.detection.source,
+                "x": 100 * (b.x1 + b.x2) / 2 / result.width,
+                "y": 100 * (b.y1 + b.y2) / 2 / result.height,
+                "left": 100 * b.x1 / result.width,
+                "top": 100 * b.y1 / result.height,
+                "w": 100 * b.width / result.width,
+                "h": 100 * b.height / result.height,
+                "url": link(obj=i if i else None),
+            }
+        )
     products = []
     if count:
         list_id = look.list_id(selected)
         for pos, hit in enumerate(result.objects[selected].products):
-            card = product_card(services, hit.product_id, hit.score, hit.reason)
-            card["click_url"] = url_for("pages.click", product_id=hit.product_id,
-                                        scene=scene.scene_id, pos=pos, rid=list_id)
+            # the visual order's only reason is the look itself; a trained ranker explains more
+            reason = hit.reason
+            if not reason and services.ranker_name == "visual":
+                reason = "similar look" + (f" · more {adjective}" if adjective else "")
+            card = product_card(services, hit.product_id, hit.score, reason)
+            card["click_url"] = url_for(
+                "pages.click", product_id=hit.product_id, scene=scene.scene_id, pos=pos, rid=list_id
+            )
             card["position"] = pos
             products.append(card)
-    chips = [{"name": a, "active": a == adjective,
-              "url": link(adj=None if a == adjective else a, obj=selected or None)}
-             for a in services.adjectives]
-    response = make_response(render_template(
-        "scene.html", scene=scene, result=result, dots=dots, selected=selected,
-        products=products, chips=chips, adjective=adjective, box=box,
-        list_id=look.list_id(selected), ranker=services.ranker_name,
-        ranker_note=services.ranker_note, clear_url=link(box=None, obj=None),
-        image_url=url_for("pages.scene_image", scene_id=scene.scene_id),
-        timings={k: round(v * 1000) for k, v in result.timings.items()}, cached=look.cached,
-    ))
+    chips = [
+        {
+            "name": a,
+            "active": a == adjective,
+            "url": link(adj=None if a == adjective else a, obj=selected or None),
+        }
+        for a in services.adjectives
+    ]
+    response = make_response(
+        render_template(
+            "scene.html",
+            scene=scene,
+            result=result,
+            dots=dots,
+            selected=selected,
+            products=products,
+            chips=chips,
+            adjective=adjective,
+            box=box,
+            list_id=look.list_id(selected),
+            ranker=services.ranker_name,
+            ranker_note=services.ranker_note,
+            clear_url=link(box=None, obj=None),
+            image_url=url_for("pages.scene_image", scene_id=scene.scene_id),
+            timings={k: round(v * 1000) for k, v in result.timings.items()},
+            cached=look.cached,
+        )
+    )
     # lets the load benchmark check that no impression is lost
     response.headers["X-Request-Id"] = look.request_id
     response.headers["X-Impressions"] = str(shown)
@@ -166,10 +208,23 @@ def click(product_id: str):
         abort(404, f"scene {scene_id!r} does not exist")
     position = parse_int(request.args.get("pos"), "position", default=-1, low=0, high=10_000)
     list_id = parse_list_id(request.args.get("rid"))
-    services.engagement("click", user_id=g.user_id, product_id=product_id, scene_id=scene_id,
-                        position=None if position < 0 else position, request_id=list_id)
-    args = {k: v for k, v in (("scene", scene_id), ("rid", list_id),
-                              ("pos", None if position < 0 else position)) if v is not None}
+    services.engagement(
+        "click",
+        user_id=g.user_id,
+        product_id=product_id,
+        scene_id=scene_id,
+        position=None if position < 0 else position,
+        request_id=list_id,
+    )
+    args = {
+        k: v
+        for k, v in (
+            ("scene", scene_id),
+            ("rid", list_id),
+            ("pos", None if position < 0 else position),
+        )
+        if v is not None
+    }
     return redirect(url_for("pages.product", product_id=product_id, **args), code=303)
 
 
@@ -188,13 +243,22 @@ def product(product_id: str):
         similar.append(item)
     services.list_impressions(g.user_id, [s["product_id"] for s in similar], list_id)
     rooms = [scene_card(services.scenes.get(sid)) for sid in services.rooms_with(product_id)]
-    extra = {k: v for k, v in details.items()
-             if k not in ("product_id", "name", "category") and v not in (None, "")}
+    extra = {
+        k: v
+        for k, v in details.items()
+        if k not in ("product_id", "name", "category") and v not in (None, "")
+    }
     return render_template(
-        "product.html", product=card, details=extra, similar=similar, rooms=rooms,
-        from_scene=request.args.get("scene") if services.scenes.has(
-            request.args.get("scene", "")) else None,
-        from_rid=request.args.get("rid"), from_pos=request.args.get("pos"),
+        "product.html",
+        product=card,
+        details=extra,
+        similar=similar,
+        rooms=rooms,
+        from_scene=request.args.get("scene")
+        if services.scenes.has(request.args.get("scene", ""))
+        else None,
+        from_rid=request.args.get("rid"),
+        from_pos=request.args.get("pos"),
     )
 
 
@@ -207,9 +271,14 @@ def save(product_id: str):
     if scene_id is not None and not services.scenes.has(scene_id):
         abort(404, f"scene {scene_id!r} does not exist")
     position = parse_int(request.form.get("pos"), "position", default=-1, low=0, high=10_000)
-    services.engagement("save", user_id=g.user_id, product_id=product_id, scene_id=scene_id,
-                        position=None if position < 0 else position,
-                        request_id=parse_list_id(request.form.get("rid")))
+    services.engagement(
+        "save",
+        user_id=g.user_id,
+        product_id=product_id,
+        scene_id=scene_id,
+        position=None if position < 0 else position,
+        request_id=parse_list_id(request.form.get("rid")),
+    )
     fallback = url_for("pages.product", product_id=product_id)
     target = safe_next(request.form.get("next"), fallback)
     sep = "&" if "?" in target else "?"
@@ -228,8 +297,9 @@ def switch_user():
         if not user_id:
             raise ApiError(400, "choose a user or type a user id")
     response = redirect(safe_next(request.form.get("next"), url_for("pages.home")), code=303)
-    response.set_cookie(USER_COOKIE, user_id, max_age=365 * 24 * 3600, samesite="Lax",
-                        httponly=True)
+    response.set_cookie(
+        USER_COOKIE, user_id, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+    )
     g.new_user = False  # the cookie just set wins over a fresh guest id
     return response
 

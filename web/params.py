@@ -53,8 +53,10 @@ def parse_user(value: Any, default: str) -> str:
         return default
     if not isinstance(value, str) or not valid_user_id(value):
         raise ApiError(
-            400, f"user {value!r}: use 1-64 letters, digits, '_', '.', '@' or '-', "
-            "starting with a letter or digit")
+            400,
+            f"user {value!r}: use 1-64 letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or digit",
+        )
     return value
 
 
@@ -73,8 +75,11 @@ def parse_category(value: Any, services: Services) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or value not in services.catalog.categories():
-        raise ApiError(400, f"category {value!r} is not in the catalog; known: "
-                            f"{', '.join(services.catalog.categories())}")
+        raise ApiError(
+            400,
+            f"category {value!r} is not in the catalog; known: "
+            f"{', '.join(services.catalog.categories())}",
+        )
     return value
 
 

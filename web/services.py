@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shopthelook.errors import ConfigError, DatasetError
+from shopthelook.errors import CatalogError, ConfigError, DatasetError
 from shopthelook.types import Box, LookResult
 from web.event_sink import EventSink
 from web.scenes import SceneLibrary
@@ -84,6 +84,42 @@ class Look:
         return f"{self.request_id}-{object_index}"
 
 
+@dataclass(frozen=True)
+class ProductInfo:
+    public: dict[str, Any]
+    category: str | None
+    price: float | None
+    image_relpath: str | None
+
+    @classmethod
+    def of(cls, record: dict[str, Any], image_root: Path) -> ProductInfo:
+        public: dict[str, Any] = {}
+        for key, value in record.items():
+            if key in ("image", "row_id"):
+                continue  # no server paths leave the site
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not np.isfinite(value):
+                value = None
+            if value is None or isinstance(value, (str, int, float, bool)):
+                public[key] = value
+            else:
+                public[key] = str(value)
+        try:
+            price = float(record.get("price"))
+            price = price if np.isfinite(price) and price >= 0 else None
+        except (TypeError, ValueError):
+            price = None
+        relpath = None
+        if record.get("image"):
+            try:
+                relpath = Path(record["image"]).resolve().relative_to(image_root).as_posix()
+            except ValueError:
+                relpath = None
+        category = record.get("category")
+        return cls(public, None if category is None else str(category), price, relpath)
+
+
 @dataclass
 class Services:
     pipeline: Any
@@ -96,6 +132,7 @@ class Services:
     max_image_pixels: int = 40_000_000
     cache: LookCache = field(default_factory=lambda: LookCache(256))
     ranker_note: str | None = None
+    _products: dict[str, ProductInfo] = field(default_factory=dict, repr=False)
 
     @property
     def catalog(self):
@@ -107,19 +144,39 @@ class Services:
         return getattr(ranker, "name", type(ranker).__name__)
 
     # -- looks ------------------------------------------------------------------------
-    def look(self, scene_id: str, *, user_id: str, box: Box | None = None,
-             adjective: str | None = None, top_k: int = 10, category: str | None = None) -> Look:
+    def look(
+        self,
+        scene_id: str,
+        *,
+        user_id: str,
+        box: Box | None = None,
+        adjective: str | None = None,
+        top_k: int = 10,
+        category: str | None = None,
+    ) -> Look:
         """Detect, retrieve and rank for a known scene (UnknownScene if it is not)."""
         scene = self.scenes.get(scene_id)
-        key = (user_id, scene.scene_id, tuple(box.as_list()) if box else None, adjective,
-               int(top_k), category)
+        key = (
+            user_id,
+            scene.scene_id,
+            tuple(box.as_list()) if box else None,
+            adjective,
+            int(top_k),
+            category,
+        )
         result = self.cache.get(key)
         cached = result is not None
         if result is None:
             result = self.pipeline.shop_the_look(
-                str(scene.image), top_k=top_k, user=None if user_id == ANONYMOUS else user_id,
-                box=box, adjective=adjective, scene_id=scene.scene_id,
-                scene_category=scene.category, category=category, name=scene.scene_id,
+                str(scene.image),
+                top_k=top_k,
+                user=None if user_id == ANONYMOUS else user_id,
+                box=box,
+                adjective=adjective,
+                scene_id=scene.scene_id,
+                scene_category=scene.category,
+                category=category,
+                name=scene.scene_id,
             )
             self.cache.put(key, result)
         return Look(result, scene.scene_id, user_id, uuid.uuid4().hex[:16], cached)
@@ -130,68 +187,96 @@ class Services:
         indexes = range(len(objects)) if object_indexes is None else object_indexes
         now = datetime.now(UTC)
         events = [
-            {"event_type": "impression", "user_id": look.user_id, "product_id": hit.product_id,
-             "ts": now, "scene_id": look.scene_id, "category": hit.category, "position": pos,
-             "request_id": look.list_id(i), "price": self.price(hit.product_id)}
-            for i in indexes if 0 <= i < len(objects)
+            {
+                "event_type": "impression",
+                "user_id": look.user_id,
+                "product_id": hit.product_id,
+                "ts": now,
+                "scene_id": look.scene_id,
+                "category": hit.category,
+                "position": pos,
+                "request_id": look.list_id(i),
+                "price": self.price(hit.product_id),
+            }
+            for i in indexes
+            if 0 <= i < len(objects)
             for pos, hit in enumerate(objects[i].products)
         ]
         self.events.log(events)
         return len(events)
 
-    def list_impressions(self, user_id: str, product_ids: list[str], request_id: str,
-                         scene_id: str | None = None) -> int:
+    def list_impressions(
+        self, user_id: str, product_ids: list[str], request_id: str, scene_id: str | None = None
+    ) -> int:
         now = datetime.now(UTC)
         events = [
-            {"event_type": "impression", "user_id": user_id, "product_id": pid, "ts": now,
-             "scene_id": scene_id, "category": self.category(pid), "position": pos,
-             "request_id": request_id, "price": self.price(pid)}
+            {
+                "event_type": "impression",
+                "user_id": user_id,
+                "product_id": pid,
+                "ts": now,
+                "scene_id": scene_id,
+                "category": self.category(pid),
+                "position": pos,
+                "request_id": request_id,
+                "price": self.price(pid),
+            }
             for pos, pid in enumerate(product_ids)
         ]
         self.events.log(events)
         return len(events)
 
-    def engagement(self, event_type: str, *, user_id: str, product_id: str,
-                   scene_id: str | None = None, position: int | None = None,
-                   request_id: str | None = None, wait: bool = True) -> None:
+    def engagement(
+        self,
+        event_type: str,
+        *,
+        user_id: str,
+        product_id: str,
+        scene_id: str | None = None,
+        position: int | None = None,
+        request_id: str | None = None,
+        wait: bool = True,
+    ) -> None:
         """Log a click / save / purchase; the user's cached looks are re-ranked next time."""
-        event = {"event_type": event_type, "user_id": user_id, "product_id": product_id,
-                 "ts": datetime.now(UTC), "scene_id": scene_id,
-                 "category": self.category(product_id), "position": position,
-                 "request_id": request_id, "price": self.price(product_id)}
+        event = {
+            "event_type": event_type,
+            "user_id": user_id,
+            "product_id": product_id,
+            "ts": datetime.now(UTC),
+            "scene_id": scene_id,
+            "category": self.category(product_id),
+            "position": position,
+            "request_id": request_id,
+            "price": self.price(product_id),
+        }
         done = self.events.log([event])
         self.cache.forget_user(user_id)
         if wait:
             done.result(timeout=30)
 
     # -- products ---------------------------------------------------------------------
+    def info(self, product_id: str) -> ProductInfo | None:
+        """What the pages need of a product, read from the catalog once (None: unknown id)."""
+        info = self._products.get(product_id)
+        if info is None:
+            if not self.catalog.has_product(product_id):
+                return None
+            info = ProductInfo.of(self.catalog.product(product_id), self.image_root)
+            self._products[product_id] = info  # a racing thread stores an equal value
+        return info
+
     def category(self, product_id: str) -> str | None:
-        return self.catalog.product(product_id).get("category") if self.catalog.has_product(
-            product_id) else None
+        info = self.info(product_id)
+        return info.category if info else None
 
     def price(self, product_id: str) -> float | None:
-        if not self.catalog.has_product(product_id):
-            return None
-        value = self.catalog.product(product_id).get("price")
-        try:
-            price = float(value)
-        except (TypeError, ValueError):
-            return None
-        return price if np.isfinite(price) and price >= 0 else None
-
-    def image_path(self, product_id: str) -> str | None:
-        image = self.catalog.product(product_id).get("image")
-        return str(image) if image else None
+        info = self.info(product_id)
+        return info.price if info else None
 
     def image_relpath(self, product_id: str) -> str | None:
         """The product photo's path below the image root, as used in its URL."""
-        image = self.image_path(product_id)
-        if not image:
-            return None
-        try:
-            return Path(image).resolve().relative_to(self.image_root).as_posix()
-        except ValueError:
-            return None
+        info = self.info(product_id)
+        return info.image_relpath if info else None
 
     def similar(self, product_id: str, k: int = 8) -> list[tuple[str, float]]:
         """The visually closest products of the same category (the product itself excluded)."""
@@ -205,32 +290,29 @@ class Services:
 
     def public_product(self, product_id: str) -> dict[str, Any]:
         """The product's fields fit for a client: JSON types, no server paths."""
-        record = self.catalog.product(product_id)
-        out: dict[str, Any] = {}
-        for key, value in record.items():
-            if key in ("image", "row_id"):
-                continue
-            if isinstance(value, np.generic):
-                value = value.item()
-            if isinstance(value, float) and not np.isfinite(value):
-                value = None
-            if value is None or isinstance(value, (str, int, float, bool)):
-                out[key] = value
-            else:
-                out[key] = str(value)
-        return out
+        info = self.info(product_id)
+        if info is None:
+            raise CatalogError(f"product {product_id!r} is not in the catalog")
+        return dict(info.public)
 
     def describe(self) -> dict[str, Any]:
         catalog = self.catalog
         return {
-            "catalog": {"path": str(catalog.path), "products": len(catalog),
-                        "categories": len(catalog.categories()), "backbone": catalog.backbone,
-                        "head": catalog.head},
+            "catalog": {
+                "path": str(catalog.path),
+                "products": len(catalog),
+                "categories": len(catalog.categories()),
+                "backbone": catalog.backbone,
+                "head": catalog.head,
+            },
             "ranker": {"name": self.ranker_name, "note": self.ranker_note},
             "scenes": len(self.scenes),
             "adjectives": self.adjectives,
-            "events": {"queued": self.events.pending, "written": self.events.logged,
-                       "failed": self.events.failed},
+            "events": {
+                "queued": self.events.pending,
+                "written": self.events.logged,
+                "failed": self.events.failed,
+            },
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses},
         }
 
@@ -255,7 +337,9 @@ def image_root_of(products: pd.DataFrame) -> Path:
 
 def _pairs_by_product(pairs: pd.DataFrame) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for sid, pid in zip(pairs["scene_id"].astype(str), pairs["product_id"].astype(str)):
+    for sid, pid in zip(
+        pairs["scene_id"].astype(str), pairs["product_id"].astype(str), strict=True
+    ):
         out.setdefault(pid, []).append(sid)
     return out
 
@@ -278,7 +362,9 @@ def _load_pipeline(config: dict[str, Any], events_url: str | Path):
     from shopthelook.pipeline import ShopTheLook
 
     if not config.get("CATALOG"):
-        raise ConfigError("no catalog: pass --catalog DIR (build one with 'shopthelook catalog build')")
+        raise ConfigError(
+            "no catalog: pass --catalog DIR (build one with 'shopthelook catalog build')"
+        )
     settings = load_settings(config.get("SETTINGS_FILE"))
     if config.get("DATA_ROOT"):
         settings = settings.replace(data_root=Path(config["DATA_ROOT"]))
@@ -331,7 +417,9 @@ def build_services(config: dict[str, Any], instance_path: str | Path) -> Service
         pipeline, note = _load_pipeline(config, events_url)
     data_root = config.get("DATA_ROOT") or getattr(pipeline.settings, "data_root", None)
     gallery, pairs = _gallery(config.get("SCENES", "ikea"), data_root)
-    adjectives = list(config.get("ADJECTIVES") or _adjectives_of(getattr(pipeline, "directions", None)))
+    adjectives = list(
+        config.get("ADJECTIVES") or _adjectives_of(getattr(pipeline, "directions", None))
+    )
     return Services(
         pipeline=pipeline,
         scenes=SceneLibrary(gallery, Path(config.get("UPLOAD_FOLDER") or instance / "uploads")),

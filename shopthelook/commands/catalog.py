@@ -40,9 +40,16 @@ def register(sub) -> None:
 
 
 def _source_args(p) -> None:
-    p.add_argument("--products", help="product table (CSV or Parquet): product_id, image, category or taxonomy fields")
-    p.add_argument("--dataset", help="a dataset under the data root (ikea, hm, clothing, furniture-styles)")
-    p.add_argument("--images-root", help="folder image paths are relative to (default: the table's folder)")
+    p.add_argument(
+        "--products",
+        help="product table (CSV or Parquet): product_id, image, category or taxonomy fields",
+    )
+    p.add_argument(
+        "--dataset", help="a dataset under the data root (ikea, hm, clothing, furniture-styles)"
+    )
+    p.add_argument(
+        "--images-root", help="folder image paths are relative to (default: the table's folder)"
+    )
     p.add_argument("--data-root", help="override settings.data_root")
 
 
@@ -60,19 +67,29 @@ def cmd_build(args) -> int:
     from shopthelook.catalog import Catalog
     from shopthelook.taxonomy import load_taxonomy
 
-    settings = settings_from_args(args, backbone=args.backbone, head=args.head,
-                                  data_root=args.data_root)
+    settings = settings_from_args(
+        args, backbone=args.backbone, head=args.head, data_root=args.data_root
+    )
     table, source = _load_table(args, settings)
     if args.limit:
         table = table.head(args.limit)
     embedder = create_embedder(settings)
-    catalog = Catalog.build(table, embedder=embedder, taxonomy=load_taxonomy(settings.taxonomy),
-                            out=args.out, images_root=None, settings=settings,
-                            show_progress=show_progress(args), source=str(source))
+    catalog = Catalog.build(
+        table,
+        embedder=embedder,
+        taxonomy=load_taxonomy(settings.taxonomy),
+        out=args.out,
+        images_root=None,
+        settings=settings,
+        show_progress=show_progress(args),
+        source=str(source),
+    )
     m = catalog.manifest
-    print(f"catalog {args.out}: {m['n_products']} products in {len(m['counts'])} categories, "
-          f"backbone {m['backbone']} ({m['dim']}-d), {m['build_seconds']} s, "
-          f"{len(m['failures'])} unreadable image(s) skipped")
+    print(
+        f"catalog {args.out}: {m['n_products']} products in {len(m['counts'])} categories, "
+        f"backbone {m['backbone']} ({m['dim']}-d), {m['build_seconds']} s, "
+        f"{len(m['failures'])} unreadable image(s) skipped"
+    )
     for failure in m["failures"][:10]:
         print(f"  skipped: {failure['error']}")
     return 0
@@ -85,13 +102,22 @@ def cmd_add(args) -> int:
 
     settings = settings_from_args(args, data_root=args.data_root)
     catalog = Catalog.load(args.catalog)
-    settings = settings.replace(backbone=catalog.backbone, head=catalog.manifest.get("head_path") or "")
+    settings = settings.replace(
+        backbone=catalog.backbone, head=catalog.manifest.get("head_path") or ""
+    )
     table, _ = _load_table(args, settings)
-    result = catalog.add(table, embedder=create_embedder(settings),
-                         taxonomy=load_taxonomy(settings.taxonomy), settings=settings,
-                         show_progress=show_progress(args), replace=args.replace)
-    print(f"catalog {args.catalog}: added {result['added']} (replaced {result['replaced']}), "
-          f"{len(result['failures'])} unreadable image(s) skipped; now {len(catalog)} products")
+    result = catalog.add(
+        table,
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(settings.taxonomy),
+        settings=settings,
+        show_progress=show_progress(args),
+        replace=args.replace,
+    )
+    print(
+        f"catalog {args.catalog}: added {result['added']} (replaced {result['replaced']}), "
+        f"{len(result['failures'])} unreadable image(s) skipped; now {len(catalog)} products"
+    )
     return 0
 
 

@@ -10,7 +10,9 @@ from shopthelook.commands import show_progress
 def register(sub) -> None:
     p = sub.add_parser("eval", help="measure match quality")
     esub = p.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
-    e = esub.add_parser("looks", help="look-recall@K on scenes with ground-truth (scene, product) pairs")
+    e = esub.add_parser(
+        "looks", help="look-recall@K on scenes with ground-truth (scene, product) pairs"
+    )
     e.add_argument("--catalog", required=True)
     e.add_argument("--scenes", help="scenes CSV (scene_id or room_id, image)")
     e.add_argument("--pairs", help="pairs CSV (scene_id or room_id, product_id)")
@@ -41,10 +43,14 @@ def cmd_eval_looks(args) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(f"catalog {args.catalog} ({pipeline.catalog.backbone}): {result.scenes} scenes, "
-              f"{result.scenes_failed} failed, {result.objects_per_scene:.1f} objects/scene, "
-              f"{result.pairs_not_in_catalog} pairs' products not in the catalog")
+        print(
+            f"catalog {args.catalog} ({pipeline.catalog.backbone}): {result.scenes} scenes, "
+            f"{result.scenes_failed} failed, {result.objects_per_scene:.1f} objects/scene, "
+            f"{result.pairs_not_in_catalog} pairs' products not in the catalog"
+        )
         print(result.table())
-        print("R@K: look-recall@K; rnd: the same protocol with random vectors (exact expectation); "
-              "cover: the scene has an object that searches the pair's category")
+        print(
+            "R@K: look-recall@K; rnd: the same protocol with random vectors (exact expectation); "
+            "cover: the scene has an object that searches the pair's category"
+        )
     return 0

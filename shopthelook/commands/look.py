@@ -12,18 +12,25 @@ def register(sub) -> None:
     p.add_argument("image", help="scene photo")
     _pipeline_args(p)
     p.add_argument("--box", help="search this region instead of detecting: x1,y1,x2,y2 (pixels)")
-    p.add_argument("--category", help="with --box: the catalog category to search (default: inferred)")
+    p.add_argument(
+        "--category", help="with --box: the catalog category to search (default: inferred)"
+    )
     p.add_argument("--user", help="user id for personalised ranking")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_look)
 
     m = sub.add_parser("match", help="batch job: match every scene of a table or folder")
     _pipeline_args(m)
-    m.add_argument("--scenes", required=True,
-                   help="scenes CSV/Parquet (scene_id or room_id, image), a folder of images, or a dataset name")
+    m.add_argument(
+        "--scenes",
+        required=True,
+        help="scenes CSV/Parquet (scene_id or room_id, image), a folder of images, or a dataset name",
+    )
     m.add_argument("--images-root", help="folder the scenes' image paths are relative to")
     m.add_argument("--out", required=True, help="JSON lines output (appended; resumable)")
-    m.add_argument("--retry-failed", action="store_true", help="run scenes that failed before again")
+    m.add_argument(
+        "--retry-failed", action="store_true", help="run scenes that failed before again"
+    )
     m.set_defaults(func=cmd_match)
 
 
@@ -58,9 +65,14 @@ def build_pipeline(args):
 
 def cmd_look(args) -> int:
     pipeline = build_pipeline(args)
-    result = pipeline.shop_the_look(args.image, top_k=args.top_k, box=args.box,
-                                    category=args.category, user=args.user,
-                                    adjective=args.adjective)
+    result = pipeline.shop_the_look(
+        args.image,
+        top_k=args.top_k,
+        box=args.box,
+        category=args.category,
+        user=args.user,
+        adjective=args.adjective,
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -69,12 +81,16 @@ def cmd_look(args) -> int:
         print(f"note: {result.message}")
     for n, obj in enumerate(result.objects, 1):
         d = obj.detection
-        print(f"\n[{n}] {d.label} -> {d.category or 'any category'}  score {d.score:.2f}  "
-              f"box {','.join(f'{v:.0f}' for v in d.box.as_list())}")
+        print(
+            f"\n[{n}] {d.label} -> {d.category or 'any category'}  score {d.score:.2f}  "
+            f"box {','.join(f'{v:.0f}' for v in d.box.as_list())}"
+        )
         for rank, hit in enumerate(obj.products, 1):
             reason = f"  ({hit.reason})" if hit.reason else ""
-            print(f"   {rank:>2}. {hit.product_id:<22} {hit.score:6.3f}  {hit.category:<12} "
-                  f"{(hit.name or '')[:40]}{reason}")
+            print(
+                f"   {rank:>2}. {hit.product_id:<22} {hit.score:6.3f}  {hit.category:<12} "
+                f"{(hit.name or '')[:40]}{reason}"
+            )
     return 0
 
 
@@ -83,11 +99,18 @@ def cmd_match(args) -> int:
     from shopthelook.datasets import load_scenes
 
     pipeline = build_pipeline(args)
-    scenes = load_scenes(args.scenes, data_root=pipeline.settings.data_root,
-                         images_root=args.images_root)
-    summary = run_match(pipeline, scenes, args.out, top_k=args.top_k,
-                        retry_failed=args.retry_failed, show_progress=show_progress(args),
-                        adjective=args.adjective)
+    scenes = load_scenes(
+        args.scenes, data_root=pipeline.settings.data_root, images_root=args.images_root
+    )
+    summary = run_match(
+        pipeline,
+        scenes,
+        args.out,
+        top_k=args.top_k,
+        retry_failed=args.retry_failed,
+        show_progress=show_progress(args),
+        adjective=args.adjective,
+    )
     for line in summary.lines():
         print(line)
     return 0

@@ -18,11 +18,17 @@ def register(sub) -> None:
     p = sub.add_parser("ranker", help="train, evaluate and inspect the personalised re-ranker")
     rsub = p.add_subparsers(dest="ranker_command", metavar="ACTION", required=True)
 
-    t = rsub.add_parser("train", help="train on the events store; replace the live model only if better")
+    t = rsub.add_parser(
+        "train", help="train on the events store; replace the live model only if better"
+    )
     _common(t)
-    t.add_argument("--out", required=True, help="the live model folder (kept if the new model is worse)")
+    t.add_argument(
+        "--out", required=True, help="the live model folder (kept if the new model is worse)"
+    )
     t.add_argument("--candidates", type=int, default=200, help="FAISS candidates per query (200)")
-    t.add_argument("--cutoff", help="test period start (ISO date); default: the last 25%% of engagements")
+    t.add_argument(
+        "--cutoff", help="test period start (ISO date); default: the last 25%% of engagements"
+    )
     t.add_argument("--max-queries", type=int, default=4000, help="cap on training queries (4000)")
     t.add_argument("--attractiveness-cache", help="Parquet cache of product photo statistics")
     t.add_argument("--force", action="store_true", help="replace the live model even if worse")
@@ -57,7 +63,9 @@ def _common(p) -> None:
 def _import_parser(sub, name: str) -> None:
     i = sub.add_parser(name, help="import H&M transactions.csv as purchase events")
     i.add_argument("--events", required=True, help="events database: a file path or a database URL")
-    i.add_argument("--transactions", help="transactions.csv (default: <data root>/hm/transactions.csv)")
+    i.add_argument(
+        "--transactions", help="transactions.csv (default: <data root>/hm/transactions.csv)"
+    )
     i.add_argument("--articles", help="articles.csv, to skip unknown articles (default: beside it)")
     i.set_defaults(func=cmd_import_hm)
 
@@ -76,7 +84,9 @@ def cmd_import_hm(args) -> int:
     articles = Path(args.articles) if args.articles else transactions.with_name("articles.csv")
     with EventStore(args.events) as store:
         stored, skipped = import_hm_transactions(
-            store, transactions, articles=articles if articles.exists() else None,
+            store,
+            transactions,
+            articles=articles if articles.exists() else None,
             taxonomy=load_taxonomy(settings.taxonomy),
         )
         total = store.count()
@@ -99,11 +109,19 @@ def cmd_stats(args) -> int:
     with EventStore(args.events) as store:
         counts = {kind: store.count(event_type=kind) for kind in EVENT_TYPES}
         frame = store.to_frame()
-    print(json.dumps({"events": int(sum(counts.values())), **counts,
-                      "users": int(frame["user_id"].nunique()),
-                      "products": int(frame["product_id"].nunique()),
-                      "first": str(frame["ts"].min()) if len(frame) else None,
-                      "last": str(frame["ts"].max()) if len(frame) else None}, indent=1))
+    print(
+        json.dumps(
+            {
+                "events": int(sum(counts.values())),
+                **counts,
+                "users": int(frame["user_id"].nunique()),
+                "products": int(frame["product_id"].nunique()),
+                "first": str(frame["ts"].min()) if len(frame) else None,
+                "last": str(frame["ts"].max()) if len(frame) else None,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 
@@ -136,35 +154,58 @@ def cmd_train(args) -> int:
     events = clean_events(events, space)
     cache = args.attractiveness_cache or str(Path(args.catalog) / "attractiveness.parquet")
     try:
-        attractiveness = compute_attractiveness(catalog.products, cache=cache,
-                                                show_progress=show_progress(args))
+        attractiveness = compute_attractiveness(
+            catalog.products, cache=cache, show_progress=show_progress(args)
+        )
     except OSError:  # a read-only catalog folder: compute without caching
         attractiveness = compute_attractiveness(catalog.products, show_progress=show_progress(args))
     config = TrainConfig(n_candidates=args.candidates, max_train_queries=args.max_queries)
     split = time_split(events, cutoff=args.cutoff)
     result = train_from_events(
-        events, space, config=config, split=split, attractiveness=attractiveness,
-        texts=FeatureBuilder.product_texts(catalog.products), catalog_prices=_catalog_prices(catalog),
+        events,
+        space,
+        config=config,
+        split=split,
+        attractiveness=attractiveness,
+        texts=FeatureBuilder.product_texts(catalog.products),
+        catalog_prices=_catalog_prices(catalog),
         show_progress=show_progress(args),
     )
     print(format_table(result.table))
-    print(f"trained on {result.info['train_queries']} queries in {result.info['train_seconds']} s "
-          f"({result.info['best_iteration']} trees)")
+    print(
+        f"trained on {result.info['train_queries']} queries in {result.info['train_seconds']} s "
+        f"({result.info['best_iteration']} trees)"
+    )
     out = Path(args.out)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     staging = out.with_name(f"{out.name}.new-{stamp}")
     new_score = result.table.get("lightgbm", {}).get("ndcg@10", 0.0)
     old_score = _live_score(out, result, space)
     metrics = {"test": result.table, "live_model_ndcg@10": old_score, "train": result.info}
-    catalog_info = {"path": str(Path(args.catalog).resolve()), "backbone": catalog.backbone,
-                    "head": catalog.head, "dim": catalog.dim}
-    save_model(staging, result.booster, result.final_builder, metrics=metrics, train_info=result.info,
-               catalog_info=catalog_info,
-               extra={"events": str(args.events), "config": config_dict(config),
-                      "split": {"cutoff": str(split.cutoff), "end": str(split.end)}})
+    catalog_info = {
+        "path": str(Path(args.catalog).resolve()),
+        "backbone": catalog.backbone,
+        "head": catalog.head,
+        "dim": catalog.dim,
+    }
+    save_model(
+        staging,
+        result.booster,
+        result.final_builder,
+        metrics=metrics,
+        train_info=result.info,
+        catalog_info=catalog_info,
+        extra={
+            "events": str(args.events),
+            "config": config_dict(config),
+            "split": {"cutoff": str(split.cutoff), "end": str(split.end)},
+        },
+    )
     if old_score is not None and new_score < old_score and not args.force:
-        print(f"kept the live model {out}: its nDCG@10 {old_score:.4f} beats the new one's "
-              f"{new_score:.4f} on the same test queries; the new model is in {staging}")
+        print(
+            f"kept the live model {out}: its nDCG@10 {old_score:.4f} beats the new one's "
+            f"{new_score:.4f} on the same test queries; the new model is in {staging}"
+        )
         return 0
     if out.exists():
         backup = out.with_name(f"{out.name}.prev-{stamp}")
@@ -237,9 +278,13 @@ def cmd_eval(args) -> int:
     if not groups:
         raise ShopTheLookError(f"no test queries after {cutoff}: log more events")
     stats = model._stats
-    builder = builder_for(snap, space, attractiveness=stats.reindex(columns=list(ATTRACTIVENESS)),
-                          texts=FeatureBuilder.product_texts(catalog.products),
-                          vocab=model.manifest.get("vocab", {}))
+    builder = builder_for(
+        snap,
+        space,
+        attractiveness=stats.reindex(columns=list(ATTRACTIVENESS)),
+        texts=FeatureBuilder.product_texts(catalog.products),
+        vocab=model.manifest.get("vocab", {}),
+    )
     X, _, _ = matrix(groups, {snap.as_of: builder})
     table = evaluation_table(groups, X, {"lightgbm": predict(model.booster, X)})
     print(json.dumps(table, indent=1) if args.json else format_table(table))

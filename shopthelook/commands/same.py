@@ -49,7 +49,12 @@ def cap_group_sizes(table: pd.DataFrame, max_per_group: int, seed: int) -> pd.Da
     if max_per_group <= 0:
         return table
     shuffled = table.sample(frac=1.0, random_state=seed)
-    return shuffled.groupby("group", sort=False).head(max_per_group).sort_index().reset_index(drop=True)
+    return (
+        shuffled.groupby("group", sort=False)
+        .head(max_per_group)
+        .sort_index()
+        .reset_index(drop=True)
+    )
 
 
 def group_data(
@@ -65,7 +70,9 @@ def group_data(
     """Load a group table, cap group sizes, embed with the backbone (cached), drop failures."""
     table = cap_group_sizes(load_groups(source, data_root), max_per_group, seed)
     table = drop_small_groups(table)
-    emb, ok = embed_cached(backbone, table["image"].tolist(), cache_dir=cache_dir, show_progress=progress)
+    emb, ok = embed_cached(
+        backbone, table["image"].tolist(), cache_dir=cache_dir, show_progress=progress
+    )
     if not ok.all():
         logger.warning("%d image(s) could not be read and are left out", int((~ok).sum()))
     table = table[ok].reset_index(drop=True)
@@ -144,7 +151,9 @@ def cmd_train(args) -> int:
     if test_ids:
         is_test = np.isin(labels, test_ids)
         base = creator_hit_rate(data.embeddings[is_test], labels[is_test], seed=args.seed)
-        same = creator_hit_rate(head.transform(data.embeddings[is_test]), labels[is_test], seed=args.seed)
+        same = creator_hit_rate(
+            head.transform(data.embeddings[is_test]), labels[is_test], seed=args.seed
+        )
         head.config.metrics["test_hit_rate_backbone"] = base
         head.config.metrics["test_hit_rate_same"] = same
         head.config.metrics["n_test_groups"] = len(test_ids)
@@ -164,7 +173,9 @@ def _head_and_backbone(args, settings):
     from embedder.head import load_head
 
     head = load_head(args.head) if args.head else None
-    name = args.backbone or (head.backbone if head is not None and head.backbone else settings.backbone)
+    name = args.backbone or (
+        head.backbone if head is not None and head.backbone else settings.backbone
+    )
     backbone = _backbone(name, settings)
     if head is not None:
         from embedder.head import Embedder
@@ -187,7 +198,9 @@ def cmd_eval(args) -> int:
     groups = None
     if args.split == "test":
         if not split:
-            raise ConfigError("--split test needs a head trained by 'same train' (it records the split)")
+            raise ConfigError(
+                "--split test needs a head trained by 'same train' (it records the split)"
+            )
         same_source = head.config.trained_on.get("groups") == str(args.groups)
         if not same_source:
             raise ConfigError(
@@ -197,7 +210,9 @@ def cmd_eval(args) -> int:
         _, _, groups = split_groups(labels, val_fraction=split["val_fraction"],
                                     test_fraction=split["test_fraction"], seed=split["seed"])  # fmt: skip
     ks, agg = _ks(args.ks), Aggregate.parse(args.aggregate)
-    rates = creator_hit_rate(data.embeddings, labels, ks=ks, aggregate=agg, seed=args.seed, groups=groups)
+    rates = creator_hit_rate(
+        data.embeddings, labels, ks=ks, aggregate=agg, seed=args.seed, groups=groups
+    )
     _print_rates(backbone.name, rates)
     if head is not None:
         rates_same = creator_hit_rate(head.transform(data.embeddings), labels, ks=ks, aggregate=agg,
@@ -266,7 +281,9 @@ def cmd_directions(args) -> int:
         raise ConfigError("give exactly one of --adjectives (OAAR, text backbones) or --labels")
     if args.adjectives:
         if head is not None:
-            raise ConfigError("OAAR directions live in the backbone's text-image space; drop --head")
+            raise ConfigError(
+                "OAAR directions live in the backbone's text-image space; drop --head"
+            )
         directions = oaar_directions(backbone, [a for a in args.adjectives.split(",")])
     else:
         df, attr, cat = load_label_table(args.labels, args.data_root or settings.data_root)
@@ -280,7 +297,9 @@ def cmd_directions(args) -> int:
             source={"labels": args.labels, "attribute": attr, "category": cat, "n_items": len(df)},
         )  # fmt: skip
     out = directions.save(args.out)
-    print(f"saved {len(directions.names)} {directions.kind} directions to {out}: {directions.names}")
+    print(
+        f"saved {len(directions.names)} {directions.kind} directions to {out}: {directions.names}"
+    )
     return 0
 
 
@@ -294,7 +313,9 @@ def _common(p, *, head: bool = True) -> None:
     if head:
         p.add_argument("--head", help="a trained SAME head folder")
     p.add_argument("--data-root", help="folder holding ikea/, hm/, clothing/ (default: setting)")
-    p.add_argument("--max-per-group", type=int, default=64, help="cap on images per group (0 = none)")
+    p.add_argument(
+        "--max-per-group", type=int, default=64, help="cap on images per group (0 = none)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aggregate", default="mean", help="mean, max or mean-top-K")
 

@@ -5,6 +5,7 @@ demo catalog and style directions into a cache folder when missing, then serve t
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -22,16 +23,24 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="serve the shop-the-look pages and JSON API (waitress)")
     p.add_argument("--catalog", required=True, help="catalog folder")
     _server_args(p)
-    p.add_argument("--events", help="events database: a file or sqlite:///path "
-                                     "(default: <instance>/events.sqlite)")
-    p.add_argument("--instance", default="instance",
-                   help="folder for uploads, thumbnails and the default events database")
+    p.add_argument(
+        "--events",
+        help="events database: a file or sqlite:///path (default: <instance>/events.sqlite)",
+    )
+    p.add_argument(
+        "--instance",
+        default="instance",
+        help="folder for uploads, thumbnails and the default events database",
+    )
     p.add_argument("--directions", help="style directions folder (adjective chips)")
     p.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="build the IKEA demo catalog when missing, then serve it")
-    d.add_argument("--cache", default=DEMO_CACHE,
-                   help=f"folder for the demo catalog, directions and events (default {DEMO_CACHE})")
+    d.add_argument(
+        "--cache",
+        default=DEMO_CACHE,
+        help=f"folder for the demo catalog, directions and events (default {DEMO_CACHE})",
+    )
     d.add_argument("--backbone", help="embedding backbone (default: settings.backbone)")
     d.add_argument("--limit", type=int, help="only the first N IKEA products (quick trials)")
     d.add_argument("--rebuild", action="store_true", help="rebuild the cached catalog")
@@ -69,17 +78,31 @@ def run_server(config: dict, host: str, port: int, threads: int) -> int:
 
     from web import create_app
 
+    # a service manager stops us with SIGTERM: leave like Ctrl+C, so the events writer drains
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.perf_counter()
     app = create_app(config)
-    print(f"models and catalog loaded in {time.perf_counter() - started:.1f} s; "
-          f"serving on http://{host}:{port}/  (Ctrl+C stops)", flush=True)
+    print(
+        f"models and catalog loaded in {time.perf_counter() - started:.1f} s; "
+        f"serving on http://{host}:{port}/  (Ctrl+C stops)",
+        flush=True,
+    )
     waitress.serve(app, host=host, port=port, threads=threads, ident="shopthelook")
     return 0
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args) -> int:
-    config = _app_config(args, args.catalog, events=args.events, instance=Path(args.instance),
-                         directions=args.directions)
+    config = _app_config(
+        args,
+        args.catalog,
+        events=args.events,
+        instance=Path(args.instance),
+        directions=args.directions,
+    )
     return run_server(config, args.host, args.port, args.threads)
 
 
@@ -87,15 +110,23 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     settings = settings_from_args(args, backbone=args.backbone, data_root=args.data_root)
     if settings.data_root is None:
-        raise DatasetError("the demo needs the data root (ikea/): pass --data-root or set "
-                           "data_root in shopthelook.toml")
+        raise DatasetError(
+            "the demo needs the data root (ikea/): pass --data-root or set "
+            "data_root in shopthelook.toml"
+        )
     cache = Path(args.cache) / f"ikea-{settings.backbone.replace(':', '_').replace('/', '_')}"
     if args.limit:
         cache = cache.with_name(f"{cache.name}-first{args.limit}")
-    catalog = ensure_demo_catalog(settings, cache / "catalog", limit=args.limit,
-                                  rebuild=args.rebuild, progress=show_progress(args))
-    directions = ensure_demo_directions(settings, catalog, cache / "directions",
-                                        rebuild=args.rebuild, progress=show_progress(args))
+    catalog = ensure_demo_catalog(
+        settings,
+        cache / "catalog",
+        limit=args.limit,
+        rebuild=args.rebuild,
+        progress=show_progress(args),
+    )
+    directions = ensure_demo_directions(
+        settings, catalog, cache / "directions", rebuild=args.rebuild, progress=show_progress(args)
+    )
     if args.no_serve:
         print(f"demo cache ready: {cache}")
         return 0
@@ -103,8 +134,14 @@ def cmd_demo(args) -> int:
     return run_server(config, args.host, args.port, args.threads)
 
 
-def ensure_demo_catalog(settings, folder: Path, *, limit: int | None = None,
-                        rebuild: bool = False, progress: bool = True):
+def ensure_demo_catalog(
+    settings,
+    folder: Path,
+    *,
+    limit: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+):
     """The cached IKEA catalog, built (once) when missing, stale or made with another backbone."""
     from shopthelook.catalog import Catalog
 
@@ -122,17 +159,27 @@ def ensure_demo_catalog(settings, folder: Path, *, limit: int | None = None,
     table = load_products("ikea", data_root=settings.data_root)
     if limit:
         table = table.head(limit)
-    print(f"building the demo catalog: {len(table)} IKEA products with backbone "
-          f"{settings.backbone!r} into {folder} (once; later runs reuse it)", flush=True)
-    catalog = Catalog.build(table, embedder=create_embedder(settings),
-                            taxonomy=load_taxonomy(settings.taxonomy), out=folder,
-                            settings=settings, show_progress=progress, source="ikea")
+    print(
+        f"building the demo catalog: {len(table)} IKEA products with backbone "
+        f"{settings.backbone!r} into {folder} (once; later runs reuse it)",
+        flush=True,
+    )
+    catalog = Catalog.build(
+        table,
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(settings.taxonomy),
+        out=folder,
+        settings=settings,
+        show_progress=progress,
+        source="ikea",
+    )
     print(f"demo catalog built in {catalog.manifest['build_seconds']} s")
     return catalog
 
 
-def ensure_demo_directions(settings, catalog, folder: Path, *, rebuild: bool = False,
-                           progress: bool = True) -> Path | None:
+def ensure_demo_directions(
+    settings, catalog, folder: Path, *, rebuild: bool = False, progress: bool = True
+) -> Path | None:
     """Style directions from the furniture-styles photos (label directions, seed 001's OAAR
     idea for a backbone without text), in the catalog's space; None when that data is absent.
     """
@@ -155,16 +202,23 @@ def ensure_demo_directions(settings, catalog, folder: Path, *, rebuild: bool = F
         return None
     sample = styles.groupby("style").head(DIRECTION_IMAGES_PER_STYLE).reset_index(drop=True)
     print(f"building style directions from {len(sample)} furniture-styles photos", flush=True)
-    embedder = create_embedder(settings.replace(backbone=catalog.backbone,
-                                                head=catalog.manifest.get("head_path") or ""))
-    vectors, ok, failures = embed_products(sample["image"].tolist(), embedder, settings=settings,
-                                           show_progress=progress)
+    embedder = create_embedder(
+        settings.replace(backbone=catalog.backbone, head=catalog.manifest.get("head_path") or "")
+    )
+    vectors, ok, failures = embed_products(
+        sample["image"].tolist(), embedder, settings=settings, show_progress=progress
+    )
     if failures:
         print(f"  {len(failures)} unreadable furniture photo(s) skipped")
     names = sample["style"].iloc[ok].str.replace("_", " ").str.replace("-", " ")
-    directions = label_directions(vectors, names.tolist(), None, backbone=catalog.backbone,
-                                  head_id=catalog.head, min_items=5,
-                                  source={"dataset": "furniture-styles",
-                                          "per_style": DIRECTION_IMAGES_PER_STYLE})
+    directions = label_directions(
+        vectors,
+        names.tolist(),
+        None,
+        backbone=catalog.backbone,
+        head_id=catalog.head,
+        min_items=5,
+        source={"dataset": "furniture-styles", "per_style": DIRECTION_IMAGES_PER_STYLE},
+    )
     directions.save(folder)
     return folder
