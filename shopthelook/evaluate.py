@@ -54,6 +54,8 @@ class LookEvaluation:
     ks: tuple[int, ...]
     overall: RecallGroup
     detectable: RecallGroup
+    #: pairs whose scene has an object searching the pair's category (detector hit the kind)
+    covered: RecallGroup
     by_category: dict[str, RecallGroup]
     scenes: int
     scenes_failed: int
@@ -70,6 +72,7 @@ class LookEvaluation:
             "objects_per_scene": round(self.objects_per_scene, 2),
             "overall": self.overall.as_dict(),
             "detectable": self.detectable.as_dict(),
+            "covered": self.covered.as_dict(),
             "by_category": {c: g.as_dict() for c, g in sorted(self.by_category.items())},
             "median_seconds_per_stage": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -90,6 +93,7 @@ class LookEvaluation:
 
         rows.append(row("all pairs", self.overall))
         rows.append(row("detectable", self.detectable))
+        rows.append(row("covered", self.covered))
         rows.append("-" * len(head))
         for cat, g in sorted(self.by_category.items(), key=lambda kv: -kv[1].pairs):
             rows.append(row(cat, g))
@@ -120,7 +124,7 @@ def evaluate_looks(
         raise DatasetError("no scene of the pairs table is in the scenes table: check the ids")
     products_of = pairs.groupby("scene_id")["product_id"].apply(list).to_dict()
 
-    overall, detectable = RecallGroup(), RecallGroup()
+    overall, detectable, covered_pairs = RecallGroup(), RecallGroup(), RecallGroup()
     by_category: dict[str, RecallGroup] = defaultdict(RecallGroup)
     stage_times: dict[str, list[float]] = defaultdict(list)
     failed = objects = 0
@@ -148,11 +152,14 @@ def evaluate_looks(
             by_category[cat].add(covered, hits, random_hits)
             if taxonomy.is_detectable(cat):
                 detectable.add(covered, hits, random_hits)
+            if covered:
+                covered_pairs.add(covered, hits, random_hits)
     done = len(wanted) - failed
     return LookEvaluation(
         ks=ks,
         overall=overall,
         detectable=detectable,
+        covered=covered_pairs,
         by_category=dict(by_category),
         scenes=len(wanted),
         scenes_failed=failed,

@@ -41,6 +41,7 @@ def test_recall_matches_a_hand_count(tmp_path):
     assert result.overall.covered == 2
     assert result.by_category["sofa"].hits == {1: 0, 4: 0}
     assert result.detectable.pairs == 3  # chair and sofa are both detectable categories
+    assert result.covered.pairs == 2 and result.covered.hits == {1: 1, 4: 2}
     d = result.as_dict()
     assert d["overall"]["recall"] == {
         "1": pytest.approx(1 / 3, abs=1e-4),
