@@ -66,8 +66,11 @@ def main() -> int:
         backbone = create_backbone(name, settings)
         b1 = time_backbone(backbone, images, 1, args.repeats)
         b8 = time_backbone(backbone, images, 8, args.repeats)
-        print(f"{backbone.name:24s} dim {backbone.dim:5d}   batch 1: {b1:7.1f} ms/img"
-              f"   batch 8: {b8:7.1f} ms/img", flush=True)
+        print(
+            f"{backbone.name:24s} dim {backbone.dim:5d}   batch 1: {b1:7.1f} ms/img"
+            f"   batch 8: {b8:7.1f} ms/img",
+            flush=True,
+        )
     return 0
 
 

@@ -59,7 +59,9 @@ def load_head(path: str | Path) -> Head:
     folder = Path(path)
     manifest = folder / "head.json"
     if not manifest.exists():
-        raise HeadError(f"head folder {folder}: no head.json (train one with 'shopthelook same train')")
+        raise HeadError(
+            f"head folder {folder}: no head.json (train one with 'shopthelook same train')"
+        )
     try:
         config = json.loads(manifest.read_text())
         kind = config["kind"]

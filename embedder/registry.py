@@ -47,6 +47,8 @@ _REGISTRY: dict[str, BackboneEntry] = {}
 
 
 def register_backbone(entry: BackboneEntry) -> BackboneEntry:
+    """Add (or replace) a named backbone; built-ins load first so that a later entry wins."""
+    _ensure_builtins()
     if "+" in entry.prefix or "*" in entry.prefix or ":" in entry.prefix:
         raise ValueError(f"backbone prefix {entry.prefix!r} may not contain '+', '*' or ':'")
     _REGISTRY[entry.prefix] = entry
@@ -71,7 +73,9 @@ def describe_backbones() -> dict[str, str]:
 
 
 def _known() -> str:
-    return ", ".join(list_backbones()) + " (or blocks joined by '+', weighted with '*w': yolo+hvf*0.5)"
+    return (
+        ", ".join(list_backbones()) + " (or blocks joined by '+', weighted with '*w': yolo+hvf*0.5)"
+    )
 
 
 def parse_backbone_name(name: str) -> list[tuple[str, str | None, float]]:
@@ -141,6 +145,11 @@ def create_embedder(settings: Settings | None = None) -> Embedder:
     return Embedder(backbone, head)
 
 
+_builtins_loaded = False
+
+
 def _ensure_builtins() -> None:
-    if not _REGISTRY:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
         import embedder.builtin_backbones  # noqa: F401  (registers yolo, hvf, random, clip)

@@ -1,20 +1,23 @@
 """The ``yolo`` backbone: pooled multi-stage features of the detector's own YOLO network.
 
 The detector and this backbone share one ultralytics model in memory (``load_yolo`` caches
-it), so a deployment holds a single set of weights. A crop is letterboxed to a square
-(grey 114 padding, RGB/255, as ultralytics feeds its network), run through the network up to
-the deepest hooked layer (the Detect head is never run), and each hooked layer's map is
-pooled over the *image* part of the letterbox only (padding would otherwise pull every
-elongated crop towards grey). Each pooled block is L2-normalised so that the 64-channel
-early stages weigh as much as the 256-channel late ones, then the concatenation is
-normalised. The layer, pooling and input-size defaults were chosen by look-recall@10 on the
-IKEA scene->product pairs (``benchmarks/eval_backbone_ikea.py``; numbers in its docstring).
+it), so a deployment holds a single set of weights. A crop is letterboxed to a 256-pixel
+square (grey 114 padding, RGB/255, as ultralytics feeds its network) and run through the
+network up to the deepest hooked layer (the neck and the Detect head are never run). Each
+hooked map is GeM-pooled (p=3) over the *image* part of the letterbox only, L2-normalised
+(so the 64-channel stage weighs as much as the 256-channel one), and the blocks are
+concatenated and normalised.
+
+Defaults (layers 4, 6, 8 = the C2f stages at strides 8, 16, 32; GeM; 256 px; letterbox) were
+chosen by look-recall@10 on the IKEA crop -> product pairs (benchmarks/eval_backbone_ikea.py,
+279 detectable pairs, so about +-.03): GeM .41 / max .39 / avg .35 averaged over all layer
+sets and sizes; mid-level stages beat the SPPF and neck outputs (which serve detection, not
+identity); 224-256 px beat 320. Chosen setting .563; random .204; hvf .31.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,10 +28,9 @@ from PIL import Image
 
 from embedder.batching import BatchedBackbone
 from shopthelook.config import apply_threads
-from shopthelook.errors import BackboneError
+from shopthelook.errors import BackboneError, ConfigError
 
 log = logging.getLogger(__name__)
-_fuse_lock = threading.Lock()
 
 POOLINGS = ("avg", "max", "gem", "avgmax")
 RESIZES = ("letterbox", "stretch")
@@ -38,9 +40,9 @@ PAD_VALUE = 114  # ultralytics' letterbox grey
 @dataclass(frozen=True)
 class YoloFeatureConfig:
     #: indices into DetectionModel.model (yolov8: 0-9 backbone with SPPF at 9, 10-21 neck)
-    layers: tuple[int, ...] = (6, 9, 15, 18, 21)
+    layers: tuple[int, ...] = (4, 6, 8)
     #: avg | max | gem (generalised mean, p=3) | avgmax (avg and max blocks side by side)
-    pooling: str = "avg"
+    pooling: str = "gem"
     #: square network input in pixels (a multiple of 32)
     image_size: int = 256
     #: letterbox (keep aspect, pad grey, pool the image part only) | stretch (to the square)
@@ -67,7 +69,9 @@ def letterbox(image: Image.Image, size: int, resize: str = "letterbox"):
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
     x1, y1 = (size - new_w) // 2, (size - new_h) // 2
-    canvas[y1 : y1 + new_h, x1 : x1 + new_w] = np.asarray(image.resize((new_w, new_h), Image.BILINEAR))
+    canvas[y1 : y1 + new_h, x1 : x1 + new_w] = np.asarray(
+        image.resize((new_w, new_h), Image.BILINEAR)
+    )
     return canvas, (x1, y1, x1 + new_w, y1 + new_h)
 
 
@@ -80,13 +84,17 @@ class YoloBackbone(BatchedBackbone):
         name: str = "yolo",
         threads: int | None = None,
     ) -> None:
-        from detector.model import load_yolo
+        from detector.model import load_yolo, model_lock
 
         self.name = name
         self.weights = str(weights)
         self.config = config or YoloFeatureConfig()
         self.threads = threads
-        detection_model = load_yolo(self.weights).model
+        try:
+            yolo = load_yolo(self.weights)
+        except ConfigError as exc:
+            raise BackboneError(f"yolo backbone: {exc}") from None
+        detection_model = yolo.model
         if not hasattr(detection_model, "model") or not isinstance(
             detection_model.model, torch.nn.Sequential
         ):
@@ -101,7 +109,8 @@ class YoloBackbone(BatchedBackbone):
                 f"yolo layers {self.config.layers}: {self.weights} has layers 0..{len(self.layers) - 2}"
                 " before its Detect head"
             )
-        self._prepare_model()
+        with model_lock(yolo):  # never while the detector's predictor is using the model
+            self._prepare_model()
         with torch.inference_mode():
             probe = self.feature_maps(torch.zeros(1, 3, 64, 64))
         self.channels = {i: int(probe[i].shape[1]) for i in self.config.layers}
@@ -109,12 +118,11 @@ class YoloBackbone(BatchedBackbone):
         self.dim = per_pool * sum(self.channels.values())
 
     def _prepare_model(self) -> None:
-        # The detector's predictor would fuse the shared model itself; fusing Conv+BN here
-        # too is idempotent and makes the first embedding call as fast as the later ones.
-        with _fuse_lock:
-            self.model.eval()
-            if hasattr(self.model, "is_fused") and not self.model.is_fused():
-                self.model.fuse(verbose=False)
+        # The detector's predictor fuses the shared model itself; fusing Conv+BN here too is
+        # idempotent and makes embedding fast even when no detection ran first.
+        self.model.eval()
+        if hasattr(self.model, "is_fused") and not self.model.is_fused():
+            self.model.fuse(verbose=False)
 
     # -- the three steps, public so that evaluation and region pooling can reuse them --
     def preprocess(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,9 +144,11 @@ class YoloBackbone(BatchedBackbone):
         x = batch
         for index, layer in enumerate(self.layers[: deepest + 1]):
             if layer.f != -1:  # this layer reads earlier outputs (Concat in the neck)
-                x = outputs[layer.f] if isinstance(layer.f, int) else [
-                    x if j == -1 else outputs[j] for j in layer.f
-                ]
+                x = (
+                    outputs[layer.f]
+                    if isinstance(layer.f, int)
+                    else [x if j == -1 else outputs[j] for j in layer.f]
+                )
             x = layer(x)
             outputs.append(x)
             if index in wanted:
@@ -153,7 +163,9 @@ class YoloBackbone(BatchedBackbone):
             weight = None
             if mask is not None and self.config.resize == "letterbox":
                 weight = F.adaptive_avg_pool2d(mask, fmap.shape[-2:])
-            for kind in ("avg", "max") if self.config.pooling == "avgmax" else (self.config.pooling,):
+            for kind in (
+                ("avg", "max") if self.config.pooling == "avgmax" else (self.config.pooling,)
+            ):
                 blocks.append(F.normalize(pool_map(fmap, kind, weight, self.config.gem_p), dim=1))
         return torch.cat(blocks, dim=1).numpy().astype(np.float32)
 

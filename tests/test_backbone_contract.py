@@ -27,18 +27,25 @@ def _cases():
     return cases
 
 
-_built: dict[str, object] = {}
+_built: dict[str, tuple] = {}
 
 
 @pytest.fixture(params=_cases())
-def backbone(request):
+def built(request):
+    """(backbone, the settings it was built with), built once per session."""
     name = request.param
-    settings = Settings()
-    if "yolo" in name:
-        settings = settings.replace(detector_weights=str(request.getfixturevalue("yolo_weights")))
-    if name not in _built:  # building yolo/clip once per session keeps the suite fast
-        _built[name] = create_backbone(name, settings)
+    if name not in _built:
+        settings = Settings()
+        if "yolo" in name:
+            weights = str(request.getfixturevalue("yolo_weights"))
+            settings = settings.replace(detector_weights=weights)
+        _built[name] = (create_backbone(name, settings), settings)
     return _built[name]
+
+
+@pytest.fixture
+def backbone(built):
+    return built[0]
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +95,13 @@ def test_empty_input_gives_empty_matrix(backbone):
     assert empty.shape == (0, backbone.dim) and empty.dtype == np.float32
 
 
-def test_name_round_trips(backbone, images):
-    again = create_backbone(backbone.name, Settings().replace(
-        detector_weights=getattr(backbone, "weights", None) if "yolo" in backbone.name else None))
+def test_name_round_trips(built, images):
+    backbone, settings = built
+    again = create_backbone(backbone.name, settings)
     assert again.name == backbone.name and again.dim == backbone.dim
-    np.testing.assert_allclose(again.embed_images(images[:2]), backbone.embed_images(images[:2]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        again.embed_images(images[:2]), backbone.embed_images(images[:2]), atol=1e-5
+    )
 
 
 def test_text_tower_contract(backbone):
@@ -106,3 +114,17 @@ def test_text_tower_contract(backbone):
 
         with pytest.raises(BackboneError, match="no text tower"):
             backbone.embed_texts(["a red chair"])
+
+
+def test_odd_images_give_finite_unit_vectors(backbone):
+    from PIL import Image
+
+    odd = [
+        Image.new("RGB", (1, 1), (200, 10, 10)),
+        Image.new("RGB", (600, 4), (10, 200, 10)),
+        Image.new("L", (30, 50), 90),
+        Image.new("RGBA", (40, 40), (0, 0, 255, 128)),
+    ]
+    vectors = backbone.embed_images(odd, batch_size=3)
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -66,7 +66,9 @@ def test_attractiveness_stats_names_and_ranges():
 def test_blurred_image_is_less_sharp():
     sharp = _stripes()
     blurred = sharp.filter(ImageFilter.GaussianBlur(3))
-    assert attractiveness_stats(blurred)["sharpness"] < 0.2 * attractiveness_stats(sharp)["sharpness"]
+    assert (
+        attractiveness_stats(blurred)["sharpness"] < 0.2 * attractiveness_stats(sharp)["sharpness"]
+    )
 
 
 def test_flat_grey_image_has_no_colour_contrast_or_entropy():

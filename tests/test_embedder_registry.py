@@ -45,8 +45,9 @@ def test_concat_weights_blocks_and_combines_cosines():
     v = concat.embed_images(images)
     head, tail = v[:, : random_bb.dim], v[:, random_bb.dim :]
     # each block is unit-normalised, then weighted 1 : 0.5 before the final normalisation
-    np.testing.assert_allclose(np.linalg.norm(head, axis=1) / np.linalg.norm(tail, axis=1), 2.0,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(head, axis=1) / np.linalg.norm(tail, axis=1), 2.0, rtol=1e-5
+    )
     r, h = random_bb.embed_images(images), hvf_bb.embed_images(images)
     expected = (1.0 * (r[0] @ r[1]) + 0.25 * (h[0] @ h[1])) / 1.25
     assert v[0] @ v[1] == pytest.approx(expected, abs=1e-5)
