@@ -63,6 +63,18 @@ def _make_index(vectors: np.ndarray, ids: np.ndarray, exact_max: int) -> tuple[f
     return index, kind
 
 
+def weights_fingerprint(backbone: str, weights: str) -> str | None:
+    """sha256 (16 hex) of the detector weights a yolo backbone embeds with, else None: a
+    catalog built with other YOLO weights lives in another space under the same name."""
+    if "yolo" not in backbone or not Path(weights).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(weights, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _table_hash(table: pd.DataFrame) -> str:
     cols = [c for c in ("product_id", "image", "category") if c in table.columns]
     hashed = pd.util.hash_pandas_object(table[cols], index=False).to_numpy()
@@ -188,6 +200,7 @@ class Catalog:
             "head": embedder.head_id,
             "head_path": settings.head or "",
             "dim": int(embedder.dim),
+            "weights_sha256": weights_fingerprint(embedder.name, settings.detector_weights),
             "source": source or (str(table) if isinstance(table, (str, Path)) else "<table>"),
             "source_hash": _table_hash(products),
             "next_row_id": int(len(products)),
@@ -271,6 +284,10 @@ class Catalog:
                 f"catalog {path}: format version {manifest.get('format_version')} is not "
                 f"{FORMAT_VERSION}; rebuild it with this version of shopthelook"
             )
+        if expected_backbone:
+            from embedder.registry import canonical_backbone_name
+
+            expected_backbone = canonical_backbone_name(expected_backbone)
         if expected_backbone and manifest.get("backbone") != expected_backbone:
             raise CatalogError(
                 f"catalog {path} was built with backbone {manifest.get('backbone')!r}, not "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shopthelook.catalog import Catalog
+from shopthelook.catalog import Catalog, weights_fingerprint
 from shopthelook.config import Settings, apply_threads, load_settings
 from shopthelook.errors import CatalogError
 from shopthelook.images import ImageSource, crop, load_image
@@ -56,6 +56,13 @@ class ShopTheLook:
             raise CatalogError(
                 f"catalog {self.catalog.path} was built with head {self.catalog.head!r} but the "
                 f"embedder uses {self.embedder.head_id!r}; rebuild the catalog with this head"
+            )
+        built_with = self.catalog.manifest.get("weights_sha256")
+        now = weights_fingerprint(self.catalog.backbone, self.settings.detector_weights)
+        if embedder is None and built_with and now and built_with != now:
+            raise CatalogError(
+                f"catalog {self.catalog.path} was embedded with other YOLO weights than "
+                f"{self.settings.detector_weights}; rebuild it or set detector_weights back"
             )
         if detector is None:
             from detector import create_detector

@@ -139,8 +139,10 @@ def cmd_info(args) -> int:
 
 
 def cmd_backbones(args) -> int:
-    from embedder import list_backbones
+    from embedder import describe_backbones
 
-    for name in list_backbones():
-        print(name)
+    described = describe_backbones()
+    width = max(map(len, described))
+    for name, summary in described.items():
+        print(f"{name:<{width}}  {summary}")
     return 0
