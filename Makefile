@@ -4,13 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: setup test lint format bench demo eval clean
+PORT ?= 8000
+
+.PHONY: setup browser test lint format bench bench-web demo eval clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch torchvision
-	$(BIN)/pip install --config-settings editable_mode=compat -e ".[dev]"
+	$(BIN)/pip install --config-settings editable_mode=compat -e ".[dev,browser,scale]"
+	$(MAKE) browser
+
+# Debian's Chromium for the browser test (never `playwright install`: it downloads a browser).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is not installed and apt-get needs root: the browser test will be skipped"; fi
 
 test:
 	$(BIN)/python -m pytest -q
@@ -25,6 +35,13 @@ format:
 
 bench:
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+bench-web:
+	$(BIN)/python benchmarks/bench_web.py --catalog catalogs/demo/ikea-yolo/catalog --directions catalogs/demo/ikea-yolo/directions
+
+# build the IKEA demo catalog once (cached in catalogs/demo/), then serve http://127.0.0.1:$(PORT)/
+demo:
+	$(BIN)/shopthelook demo --data-root $(DATA_ROOT) --port $(PORT)
 
 eval:
 	$(BIN)/shopthelook eval looks --dataset ikea --catalog catalogs/ikea-yolo

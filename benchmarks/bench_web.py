@@ -76,11 +76,13 @@ class Client(threading.Thread):
             try:
                 if self.kind == "api":
                     body = json.dumps({"scene_id": scene, "user": self.user})
-                    conn.request("POST", "/api/look", body=body,
-                                 headers={"Content-Type": "application/json"})
+                    conn.request(
+                        "POST", "/api/look", body=body, headers={"Content-Type": "application/json"}
+                    )
                 else:
-                    conn.request("GET", f"/scene/{quote(scene)}",
-                                 headers={"Cookie": f"stl_user={self.user}"})
+                    conn.request(
+                        "GET", f"/scene/{quote(scene)}", headers={"Cookie": f"stl_user={self.user}"}
+                    )
                 response = conn.getresponse()
                 data = response.read()
                 elapsed = time.perf_counter() - started
@@ -99,8 +101,10 @@ class Client(threading.Thread):
 
 
 def run_phase(port: int, kind: str, scenes: list[str], clients: int, requests: int, run_id: str):
-    threads = [Client(port, f"bench-{run_id}-{kind}-{c}", scenes, requests, kind, c * 7)
-               for c in range(clients)]
+    threads = [
+        Client(port, f"bench-{run_id}-{kind}-{c}", scenes, requests, kind, c * 7)
+        for c in range(clients)
+    ]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -110,8 +114,14 @@ def run_phase(port: int, kind: str, scenes: list[str], clients: int, requests: i
     latencies = [x for t in threads for x in t.latencies]
     errors = [e for t in threads for e in t.errors]
     shown = sum(t.impressions for t in threads)
-    return {"kind": kind, "wall": wall, "latencies": latencies, "errors": errors,
-            "impressions": shown, "users": [t.user for t in threads]}
+    return {
+        "kind": kind,
+        "wall": wall,
+        "latencies": latencies,
+        "errors": errors,
+        "impressions": shown,
+        "users": [t.user for t in threads],
+    }
 
 
 def main() -> int:
@@ -131,9 +141,23 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
     events = work / "events.sqlite"
     port = free_port()
-    cmd = [sys.executable, "-m", "shopthelook.cli", "-q", "serve", "--catalog", args.catalog,
-           "--port", str(port), "--threads", str(args.threads), "--events", str(events),
-           "--instance", str(work / "instance")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "shopthelook.cli",
+        "-q",
+        "serve",
+        "--catalog",
+        args.catalog,
+        "--port",
+        str(port),
+        "--threads",
+        str(args.threads),
+        "--events",
+        str(events),
+        "--instance",
+        str(work / "instance"),
+    ]
     for flag in ("directions", "ranker", "data_root"):
         if getattr(args, flag):
             cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
@@ -141,9 +165,11 @@ def main() -> int:
     try:
         started = time.perf_counter()
         health = wait_healthy(port, server)
-        print(f"server up in {time.perf_counter() - started:.1f} s: {health['catalog']['products']} "
-              f"products, backbone {health['catalog']['backbone']}, ranker {health['ranker']['name']}, "
-              f"{health['scenes']} scenes")
+        print(
+            f"server up in {time.perf_counter() - started:.1f} s: {health['catalog']['products']} "
+            f"products, backbone {health['catalog']['backbone']}, ranker {health['ranker']['name']}, "
+            f"{health['scenes']} scenes"
+        )
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/api/scenes")
         scenes = [s["scene_id"] for s in json.loads(conn.getresponse().read())["scenes"]]
@@ -151,8 +177,10 @@ def main() -> int:
         if not scenes:
             raise SystemExit("no gallery scenes: pass --data-root with ikea/rooms.csv")
         run_id = f"{int(time.time())}"
-        results = [run_phase(port, kind, scenes, args.clients, args.requests, run_id)
-                   for kind in ("api", "page")]
+        results = [
+            run_phase(port, kind, scenes, args.clients, args.requests, run_id)
+            for kind in ("api", "page")
+        ]
         conn.request("GET", "/healthz")
         health = json.loads(conn.getresponse().read())
     finally:
@@ -163,18 +191,24 @@ def main() -> int:
             server.kill()
     store = EventStore(events)
     ok = True
-    print(f"\n{args.clients} clients x {args.requests} requests per endpoint, "
-          f"{len(scenes)} scene ids; cache {health['cache']}")
-    print(f"{'endpoint':<16}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}"
-          f"{'errors':>8}{'shown':>8}{'stored':>8}{'lost':>6}")
+    print(
+        f"\n{args.clients} clients x {args.requests} requests per endpoint, "
+        f"{len(scenes)} scene ids; cache {health['cache']}"
+    )
+    print(
+        f"{'endpoint':<16}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}"
+        f"{'errors':>8}{'shown':>8}{'stored':>8}{'lost':>6}"
+    )
     for r in results:
         stored = sum(store.count(user_id=u, event_type="impression") for u in r["users"])
         lost = r["impressions"] - stored
         lat = [x * 1000 for x in r["latencies"]]
         name = "POST /api/look" if r["kind"] == "api" else "GET /scene/<id>"
-        print(f"{name:<16}{len(lat):>6}{statistics.median(lat):>9.1f}{pct(lat, 0.95):>9.1f}"
-              f"{max(lat):>9.1f}{len(lat) / r['wall']:>8.1f}{len(r['errors']):>8}"
-              f"{r['impressions']:>8}{stored:>8}{lost:>6}")
+        print(
+            f"{name:<16}{len(lat):>6}{statistics.median(lat):>9.1f}{pct(lat, 0.95):>9.1f}"
+            f"{max(lat):>9.1f}{len(lat) / r['wall']:>8.1f}{len(r['errors']):>8}"
+            f"{r['impressions']:>8}{stored:>8}{lost:>6}"
+        )
         for e in r["errors"][:5]:
             print("   error:", e)
         ok &= not r["errors"] and lost == 0

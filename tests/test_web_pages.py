@@ -129,6 +129,8 @@ def test_save_logs_a_save_and_returns_to_the_page(app, services):
         )
         == 1
     )
+    again = client.post("/product/P004/save", data={"next": response.headers["Location"]})
+    assert again.headers["Location"] == "/scene/room-a?saved=P004"
     # an off-site "next" is ignored: no open redirect
     away = client.post("/product/P001/save", data={"next": "//evil.example/"})
     assert away.headers["Location"].startswith("/product/P001")

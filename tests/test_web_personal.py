@@ -39,7 +39,7 @@ def shop_site(tmp_path_factory):
     from shopthelook.config import load_settings
     from shopthelook.pipeline import ShopTheLook
     from web import create_app, services_of
-    from web.services import load_ranker
+    from web.wiring import load_ranker
 
     root = tmp_path_factory.mktemp("personal")
     shop = make_shop(n_users=90, n_categories=2, per_category=60, purchases_per_user=12, seed=3)
@@ -82,7 +82,8 @@ def shop_site(tmp_path_factory):
     )
     events_path = root / "events.sqlite"
     with EventStore(events_path) as store:  # the shop's past: what the site's users did before
-        past = shop.events.astype(object).where(shop.events.notna(), None)
+        past = shop.events.assign(ts=shop.events["ts"].dt.floor("us"))  # the store keeps µs
+        past = past.astype(object).where(past.notna(), None)
         assert store.log_many(past.to_dict("records")) == len(past)
 
     ranker, note = load_ranker(root / "model", catalog, events_path)

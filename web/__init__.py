@@ -14,7 +14,8 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from web.services import ANONYMOUS, Services, build_services, valid_user_id
+from web.services import ANONYMOUS, Services, valid_user_id
+from web.wiring import build_services
 
 log = logging.getLogger(__name__)
 

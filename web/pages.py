@@ -12,7 +12,7 @@ import hashlib
 import io
 import uuid
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -280,9 +280,10 @@ def save(product_id: str):
         request_id=parse_list_id(request.form.get("rid")),
     )
     fallback = url_for("pages.product", product_id=product_id)
-    target = safe_next(request.form.get("next"), fallback)
-    sep = "&" if "?" in target else "?"
-    return redirect(f"{target}{sep}saved={product_id}", code=303)
+    target = urlsplit(safe_next(request.form.get("next"), fallback))
+    query = [(k, v) for k, v in parse_qsl(target.query) if k != "saved"]
+    query.append(("saved", product_id))  # the page marks the saved product
+    return redirect(urlunsplit(("", "", target.path, urlencode(query), "")), code=303)
 
 
 @bp.post("/user")
@@ -317,8 +318,13 @@ def catalog_image(relpath: str):
 def scene_image(scene_id: str):
     services = svc()
     scene = services.scenes.get(scene_id)
+    if not scene.image.is_file():
+        abort(404, f"the photo of scene {scene_id!r} is missing from the data root")
     if request.args.get("size") == "thumb":
-        return _thumbnail(scene, Path(current_app.instance_path) / "thumbs")
+        try:
+            return _thumbnail(scene, Path(current_app.instance_path) / "thumbs")
+        except (OSError, Image.DecompressionBombError):
+            abort(404, f"the photo of scene {scene_id!r} cannot be read")
     return send_file(scene.image, max_age=24 * 3600)
 
 

@@ -143,18 +143,25 @@ def ensure_demo_catalog(
     progress: bool = True,
 ):
     """The cached IKEA catalog, built (once) when missing, stale or made with another backbone."""
+    from embedder import create_embedder
     from shopthelook.catalog import Catalog
+    from shopthelook.datasets import load_products
+    from shopthelook.taxonomy import load_taxonomy
 
+    embedder = create_embedder(settings)
     if folder.exists() and not rebuild:
         try:
             catalog = Catalog.load(folder, expected_backbone=settings.backbone)
+            if catalog.dim != embedder.dim or catalog.head != embedder.head_id:
+                # the same backbone name now gives other vectors (a newer version of it)
+                raise CatalogError(
+                    f"built with {catalog.dim}-d vectors (head {catalog.head}), backbone "
+                    f"{settings.backbone!r} now gives {embedder.dim}-d (head {embedder.head_id})"
+                )
             print(f"demo catalog: {folder} ({len(catalog)} products, cached)")
             return catalog
         except CatalogError as exc:
             print(f"demo catalog {folder} is unusable ({exc}); rebuilding it")
-    from embedder import create_embedder
-    from shopthelook.datasets import load_products
-    from shopthelook.taxonomy import load_taxonomy
 
     table = load_products("ikea", data_root=settings.data_root)
     if limit:
@@ -166,7 +173,7 @@ def ensure_demo_catalog(
     )
     catalog = Catalog.build(
         table,
-        embedder=create_embedder(settings),
+        embedder=embedder,
         taxonomy=load_taxonomy(settings.taxonomy),
         out=folder,
         settings=settings,
