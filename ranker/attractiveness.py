@@ -58,8 +58,9 @@ def image_statistics(rgb: np.ndarray) -> np.ndarray:
     )
 
 
-def compute_attractiveness(products: pd.DataFrame, *, cache: str | Path | None = None,
-                           show_progress: bool = False) -> pd.DataFrame:
+def compute_attractiveness(
+    products: pd.DataFrame, *, cache: str | Path | None = None, show_progress: bool = False
+) -> pd.DataFrame:
     """ATTRACTIVENESS per product (index product_id) from the ``image`` column.
 
     Unreadable images get NaN rows (logged) instead of stopping the job. With ``cache`` the
@@ -85,7 +86,9 @@ def compute_attractiveness(products: pd.DataFrame, *, cache: str | Path | None =
     if failed:
         log.warning("attractiveness: %d of %d images unreadable (NaN features)", failed, len(todo))
     if todo:
-        fresh = pd.DataFrame(np.vstack(rows), index=[ids[i] for i in todo], columns=list(ATTRACTIVENESS))
+        fresh = pd.DataFrame(
+            np.vstack(rows), index=[ids[i] for i in todo], columns=list(ATTRACTIVENESS)
+        )
         known = pd.concat([known, fresh]) if len(known) else fresh
         if cache is not None:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)

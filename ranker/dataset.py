@@ -85,9 +85,16 @@ def _utc(ts) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def event_queries(events: pd.DataFrame, space: ProductSpace, snap: Snapshot, until, *,
-                  n_candidates: int = 200, max_queries: int | None = None,
-                  seed: int = 0) -> list[QueryGroup]:
+def event_queries(
+    events: pd.DataFrame,
+    space: ProductSpace,
+    snap: Snapshot,
+    until,
+    *,
+    n_candidates: int = 200,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> list[QueryGroup]:
     """Query groups for the positive engagements in [snap.as_of, until) by users with history."""
     until = _utc(until)
     window = events[
@@ -153,8 +160,9 @@ class TimeSplit:
     end: pd.Timestamp
 
 
-def time_split(events: pd.DataFrame, *, test_fraction: float = 0.25, windows: int = 4,
-               cutoff=None) -> TimeSplit:
+def time_split(
+    events: pd.DataFrame, *, test_fraction: float = 0.25, windows: int = 4, cutoff=None
+) -> TimeSplit:
     """Windows by quantiles of positive-event times: history | train windows | valid | test."""
     positive = events[events["event_type"].isin(POSITIVE)]["ts"]
     if len(positive) < 20:

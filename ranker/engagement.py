@@ -26,8 +26,9 @@ class EngagementStats:
     as_of: pd.Timestamp | None
 
     @classmethod
-    def build(cls, events: pd.DataFrame, as_of=None, catalog_prices: pd.Series | None = None
-              ) -> EngagementStats:
+    def build(
+        cls, events: pd.DataFrame, as_of=None, catalog_prices: pd.Series | None = None
+    ) -> EngagementStats:
         """Statistics from the events strictly before ``as_of`` (all events when None)."""
         if as_of is not None:
             as_of = pd.Timestamp(as_of)
@@ -50,11 +51,15 @@ class EngagementStats:
             base_buy = (counts["purchase"].sum() + 1.0) / (shown.sum() + 2.0)
             last = events.groupby("product_id")["ts"].max()
             recent = events[events["ts"] >= as_of - pd.Timedelta(days=TREND_DAYS)]
-            recent_weight = recent["event_type"].map(EVENT_WEIGHTS).groupby(recent["product_id"]).sum()
+            recent_weight = (
+                recent["event_type"].map(EVENT_WEIGHTS).groupby(recent["product_id"]).sum()
+            )
             table = pd.DataFrame(
                 {
                     "popularity": np.log1p(weighted.astype(float)),
-                    "trend": np.log1p(recent_weight.reindex(counts.index).fillna(0.0).astype(float)),
+                    "trend": np.log1p(
+                        recent_weight.reindex(counts.index).fillna(0.0).astype(float)
+                    ),
                     "click_rate": (counts["click"] + PRIOR_STRENGTH * base_click)
                     / (shown + PRIOR_STRENGTH),
                     "purchase_rate": (counts["purchase"] + PRIOR_STRENGTH * base_buy)

@@ -72,7 +72,9 @@ def _parse_ts(value: Any) -> datetime:
     if value is None:
         return datetime.now(UTC)
     if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
+        if value is pd.NaT:
+            return datetime.now(UTC)
+        value = value.to_pydatetime(warn=False)
     if isinstance(value, datetime):
         ts = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -83,11 +85,20 @@ def _parse_ts(value: Any) -> datetime:
         try:
             ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise EventError(f"timestamp {value!r}: expected ISO 8601, e.g. 2024-05-01T12:00:00Z") from None
+            raise EventError(
+                f"timestamp {value!r}: expected ISO 8601, e.g. 2024-05-01T12:00:00Z"
+            ) from None
     else:
         raise EventError(f"timestamp {value!r}: expected a datetime, ISO string or epoch seconds")
     # a naive time is taken as UTC: every writer in this project stamps UTC
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def validate_event(raw: Event | Mapping[str, Any]) -> dict[str, Any]:
@@ -101,12 +112,20 @@ def validate_event(raw: Event | Mapping[str, Any]) -> dict[str, Any]:
         data = {name: raw.get(name) for name in (f.name for f in fields(Event))}
     else:
         raise EventError(f"event must be an Event or a mapping, not {type(raw).__name__}")
+    for key in ("ts", "scene_id", "category", "position", "price", "request_id"):
+        # rows from a DataFrame mark a missing optional field with NaN / NA / NaT
+        if data[key] is not None and not isinstance(data[key], str) and _is_missing(data[key]):
+            data[key] = None
     kind = data["event_type"]
     if kind not in EVENT_TYPES:
         raise EventError(f"event type {kind!r} is unknown; use one of {list(EVENT_TYPES)}")
     for key in ("user_id", "product_id"):
         value = data[key]
-        if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        if (
+            value is None
+            or (isinstance(value, float) and math.isnan(value))
+            or not str(value).strip()
+        ):
             raise EventError(f"{kind} event has an empty {key}")
         data[key] = str(value).strip()
     ts = _parse_ts(data["ts"])
@@ -156,7 +175,12 @@ class EventStore:
         #: invalid events skipped by the last log_many call
         self.last_skipped = 0
         path = _sqlite_path(url)
-        self._backend: _Backend = _SQLite(path) if path is not None else _SQLAlchemy(self.url)
+        if path is not None:
+            self._backend: _Backend = _SQLite(path)
+        else:
+            from ranker.events_server import ServerBackend
+
+            self._backend = ServerBackend(self.url)
 
     def log(self, event: Event | Mapping[str, Any]) -> None:
         """Store one event; raises EventError when it is invalid (a duplicate is not an error)."""
@@ -334,95 +358,3 @@ class _SQLite(_Backend):
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
-
-
-class _SQLAlchemy(_Backend):
-    """Server databases (PostgreSQL, MySQL, ...) through SQLAlchemy Core."""
-
-    def __init__(self, url: str) -> None:
-        try:
-            import sqlalchemy as sa
-        except ImportError:
-            raise EventError(
-                f"events database {url}: server databases need SQLAlchemy and the database "
-                "driver (pip install sqlalchemy psycopg2-binary); or give a file path for SQLite"
-            ) from None
-        self.sa = sa
-        try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-            raise EventError(f"events database {url}: cannot connect ({exc}); is its driver installed?") from None
-        meta = sa.MetaData()
-        self.table = sa.Table(
-            "events",
-            meta,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("event_type", sa.String(16), nullable=False),
-            sa.Column("user_id", sa.String(200), nullable=False, index=True),
-            sa.Column("product_id", sa.String(200), nullable=False),
-            sa.Column("ts", sa.Float, nullable=False, index=True),
-            sa.Column("scene_id", sa.String(200)),
-            sa.Column("category", sa.String(100)),
-            sa.Column("position", sa.Integer),
-            sa.Column("price", sa.Float),
-            sa.Column("request_id", sa.String(200)),
-            sa.Column("dedupe_key", sa.String(40), nullable=False, unique=True),
-        )
-        try:
-            meta.create_all(self.engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise EventError(f"events database {url}: cannot create the events table ({exc})") from None
-
-    def insert(self, rows: list[dict[str, Any]]) -> int:
-        sa = self.sa
-        keys = [r["dedupe_key"] for r in rows]
-        stored = 0
-        with self.engine.begin() as conn:
-            existing = set()
-            for start in range(0, len(keys), 500):
-                part = keys[start : start + 500]
-                query = sa.select(self.table.c.dedupe_key).where(self.table.c.dedupe_key.in_(part))
-                existing.update(conn.execute(query).scalars())
-            fresh, seen = [], set(existing)
-            for r in rows:
-                if r["dedupe_key"] not in seen:
-                    seen.add(r["dedupe_key"])
-                    fresh.append({c: r[c] for c in _INSERT_COLUMNS})
-            if not fresh:
-                return 0
-            try:
-                with conn.begin_nested():
-                    conn.execute(self.table.insert(), fresh)
-                return len(fresh)
-            except sa.exc.IntegrityError:
-                pass  # another writer stored some of them meanwhile: insert one by one
-            for row in fresh:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(self.table.insert(), [row])
-                    stored += 1
-                except sa.exc.IntegrityError:
-                    continue
-        return stored
-
-    def count(self, filters: dict[str, Any]) -> int:
-        sa = self.sa
-        query = sa.select(sa.func.count()).select_from(self.table)
-        for k, v in filters.items():
-            query = query.where(self.table.c[k] == v)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def select(self, lo: float | None, hi: float | None) -> pd.DataFrame:
-        t = self.table
-        query = self.sa.select(*(t.c[c] for c in COLUMNS)).order_by(t.c.ts, t.c.id)
-        if lo is not None:
-            query = query.where(t.c.ts >= lo)
-        if hi is not None:
-            query = query.where(t.c.ts < hi)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS))
-
-    def close(self) -> None:
-        self.engine.dispose()

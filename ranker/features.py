@@ -31,6 +31,8 @@ FEATURES: tuple[str, ...] = (
     "style_centroid",  # cosine to the recency-weighted profile direction
     "profile_items",  # log(1 + items in the profile)
     "cold_start",  # 1 when the population profile stood in for the user
+    "meta_same_name",  # the user engaged with a product of the same name (another colour)
+    "meta_affinity",  # weighted share of the profile with the candidate's attribute values
     "same_sim",  # cosine in the SAME style space (NaN without a head)
     "adjective_match",  # share of the requested adjective's words in the product text
     "popularity",  # log(1 + weighted engagement count)
@@ -64,6 +66,17 @@ TEXT_COLUMNS = (
     "description",
     "detail_desc",
 )
+#: product attributes compared with the user's history (PMPCAV-like, seed 004)
+ATTRIBUTE_COLUMNS = (
+    "product_type",
+    "product_type_name",
+    "colour_group_name",
+    "color",
+    "department_name",
+    "garment_group_name",
+    "graphical_appearance_name",
+    "section_name",
+)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -82,6 +95,8 @@ class FeatureBuilder:
     texts: dict[str, set[str]] = field(default_factory=dict)
     #: category values seen in training -> code
     vocab: dict[str, list[str]] = field(default_factory=dict)
+    #: product table (product_id, name, attribute columns) for the history-attribute features
+    products: pd.DataFrame | None = None
     #: optional SAME head applied to stored vectors and the query
     style_head: object | None = None
     top_k_profile: int = 3
@@ -98,6 +113,16 @@ class FeatureBuilder:
         if self.style_head is not None and self.style_head.dim_in == self.space.dim:
             self._style = self.style_head.transform(self.space.vectors)
         self._codes = {k: {v: i for i, v in enumerate(vals)} for k, vals in self.vocab.items()}
+        self._attr_codes: dict[str, np.ndarray] = {}
+        if self.products is not None:
+            table = self.products.assign(product_id=self.products["product_id"].astype(str))
+            table = (
+                table.drop_duplicates("product_id").set_index("product_id").reindex(self.space.ids)
+            )
+            for column in ("name", *ATTRIBUTE_COLUMNS):
+                if column in table.columns:
+                    codes, _ = pd.factorize(table[column].astype("string").str.lower())
+                    self._attr_codes[column] = codes.astype(np.int64)
 
     @staticmethod
     def product_texts(products: pd.DataFrame) -> dict[str, set[str]]:
@@ -117,8 +142,12 @@ class FeatureBuilder:
         code = self._codes.get(kind, {}).get(value) if value else None
         return np.nan if code is None else float(code)
 
-    def build(self, context: RankContext, candidates: Sequence[ProductHit],
-              profile: UserProfile | None = None) -> np.ndarray:
+    def build(
+        self,
+        context: RankContext,
+        candidates: Sequence[ProductHit],
+        profile: UserProfile | None = None,
+    ) -> np.ndarray:
         """float32 [len(candidates), len(FEATURES)] for one query group."""
         n = len(candidates)
         out = np.full((n, len(FEATURES)), np.nan, dtype=np.float32)
@@ -143,6 +172,7 @@ class FeatureBuilder:
             out[:, _COL[f"style_{key}"]] = np.where(known, style[key], np.nan)
         out[:, _COL["profile_items"]] = np.log1p(len(profile.product_ids))
         out[:, _COL["cold_start"]] = float(profile.is_population)
+        self._history_features(profile, rows, known, out)
 
         if self._style is not None:
             q = self.style_head.transform(query[None, :])[0]
@@ -151,7 +181,8 @@ class FeatureBuilder:
             wanted = _words(context.adjective)
             if wanted:
                 out[:, _COL["adjective_match"]] = [
-                    len(wanted & self.texts.get(h.product_id, set())) / len(wanted) for h in candidates
+                    len(wanted & self.texts.get(h.product_id, set())) / len(wanted)
+                    for h in candidates
                 ]
         if self._eng is not None:
             eng = np.full((n, self._eng.shape[1]), np.nan, np.float32)
@@ -169,12 +200,37 @@ class FeatureBuilder:
         self._context_features(context, vec, known, out)
         return out
 
-    def _context_features(self, context: RankContext, vec: np.ndarray, known: np.ndarray,
-                          out: np.ndarray) -> None:
+    def _history_features(
+        self, profile: UserProfile, rows: np.ndarray, known: np.ndarray, out: np.ndarray
+    ) -> None:
+        if not self._attr_codes or not profile.product_ids or profile.is_population:
+            return
+        mine = self.space.rows(profile.product_ids)
+        weights = profile.weights / max(float(profile.weights.sum()), 1e-9)
+        cand = np.where(known, rows, 0)
+        if "name" in self._attr_codes:
+            names = self._attr_codes["name"]
+            same = (names[cand][:, None] == names[mine][None, :]) & (names[mine][None, :] >= 0)
+            out[known, _COL["meta_same_name"]] = same[known].any(axis=1)
+        shares = []
+        for column in ATTRIBUTE_COLUMNS:
+            codes = self._attr_codes.get(column)
+            if codes is None:
+                continue
+            match = (codes[cand][:, None] == codes[mine][None, :]) & (codes[mine][None, :] >= 0)
+            shares.append(match @ weights)
+        if shares:
+            out[known, _COL["meta_affinity"]] = np.mean(shares, axis=0)[known]
+
+    def _context_features(
+        self, context: RankContext, vec: np.ndarray, known: np.ndarray, out: np.ndarray
+    ) -> None:
         out[:, _COL["scene_category"]] = self._code("scene_category", context.scene_category)
         out[:, _COL["object_category"]] = self._code("object_category", context.detection.category)
         others = [
-            i for i, d in enumerate(context.scene_objects) if d is not context.detection and d != context.detection
+            i
+            for i, d in enumerate(context.scene_objects)
+            if d is not context.detection and d != context.detection
         ]
         out[:, _COL["ctx_objects"]] = len(others)
         out[:, _COL["ctx_same_category"]] = sum(
@@ -190,11 +246,9 @@ class FeatureBuilder:
         matches = []
         for i, crop in zip(others, crops, strict=True):
             category = context.scene_objects[i].category
-            hits = self.space.search(crop[None, :], category, 1)[0] if category else []
-            if hits:
-                row = self.space.row.get(hits[0][0])
-                if row is not None:
-                    matches.append(self.space.vectors[row])
+            row = self.space.best_match(crop, category) if category else None
+            if row is not None:
+                matches.append(self.space.vectors[row])
         if matches:
             match_sims = vec @ np.vstack(matches).T
             out[known, _COL["ctx_match_sim_mean"]] = match_sims[known].mean(axis=1)
@@ -207,6 +261,7 @@ REASONS = {
     "style": "matches your style",
     "popular_style": "popular style",
     "same": "same style family",
+    "history": "like what you bought",
     "adjective": "matches “{adjective}”",
     "engagement": "popular",
     "attractiveness": "eye-catching photo",
@@ -220,6 +275,8 @@ def reason_group(feature: str) -> str:
         return "visual"
     if feature.startswith("style_") or feature in ("profile_items", "cold_start"):
         return "style"
+    if feature.startswith("meta_"):
+        return "history"
     if feature == "same_sim":
         return "same"
     if feature == "adjective_match":

@@ -15,9 +15,14 @@ log = logging.getLogger(__name__)
 HM_COLUMNS = ("t_dat", "customer_id", "article_id", "price")
 
 
-def import_hm_transactions(store: EventStore, transactions: str | Path, *,
-                           articles: str | Path | None = None, taxonomy=None,
-                           chunk: int = 20_000) -> tuple[int, int]:
+def import_hm_transactions(
+    store: EventStore,
+    transactions: str | Path,
+    *,
+    articles: str | Path | None = None,
+    taxonomy=None,
+    chunk: int = 20_000,
+) -> tuple[int, int]:
     """Load H&M ``transactions.csv`` as purchase events; returns (stored, skipped).
 
     Each line becomes one purchase (two identical lines are two units bought), keyed by its
@@ -33,7 +38,9 @@ def import_hm_transactions(store: EventStore, transactions: str | Path, *,
         table = pd.read_csv(articles, dtype={"article_id": str})
         known = set(table["article_id"])
         if taxonomy is not None:
-            categories = dict(zip(table["article_id"], taxonomy.categorize_table(table), strict=True))
+            categories = dict(
+                zip(table["article_id"], taxonomy.categorize_table(table), strict=True)
+            )
     stored = skipped = 0
     try:
         reader = pd.read_csv(path, dtype={"article_id": str, "customer_id": str}, chunksize=chunk)

@@ -53,7 +53,10 @@ def read_manifest(folder: str | Path) -> dict:
             f"ranker model {path}: kind {manifest.get('kind')!r} format "
             f"{manifest.get('format_version')!r} is not {MODEL_KIND!r} format {FORMAT_VERSION}"
         )
-    if manifest.get("features") != list(FEATURES) or manifest.get("feature_version") != FEATURE_VERSION:
+    if (
+        manifest.get("features") != list(FEATURES)
+        or manifest.get("feature_version") != FEATURE_VERSION
+    ):
         theirs = manifest.get("features") or []
         missing = [f for f in FEATURES if f not in theirs]
         extra = [f for f in theirs if f not in FEATURES]
@@ -68,9 +71,17 @@ def read_manifest(folder: str | Path) -> dict:
 class LightGBMRanker(Ranker):
     name = "lightgbm"
 
-    def __init__(self, booster: lgb.Booster, manifest: dict, space: ProductSpace,
-                 stats: pd.DataFrame, events: EventStore | pd.DataFrame | None = None,
-                 texts: dict | None = None, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        manifest: dict,
+        space: ProductSpace,
+        stats: pd.DataFrame,
+        events: EventStore | pd.DataFrame | None = None,
+        texts: dict | None = None,
+        folder: Path | None = None,
+        products: pd.DataFrame | None = None,
+    ) -> None:
         self.booster = booster
         self.manifest = manifest
         self.space = space
@@ -79,6 +90,13 @@ class LightGBMRanker(Ranker):
         self.fallback_reason = None
         self._stats = stats
         self._texts = texts or {}
+        self._products = products
+        #: the SAME head the model was trained with (manifest "same_head"), else None
+        self.style_head = None
+        if manifest.get("same_head"):
+            from embedder.head import load_head
+
+            self.style_head = load_head(manifest["same_head"])
         self._lock = threading.Lock()
         self._loaded_at = -1e18
         self._builder = self._make_builder()
@@ -104,18 +122,30 @@ class LightGBMRanker(Ranker):
         except lgb.basic.LightGBMError as exc:
             raise RankerModelError(f"ranker model {path}: model.txt is corrupt ({exc})") from None
         if booster.feature_name() != list(FEATURES):
-            raise RankerModelError(f"ranker model {path}: model.txt features differ from features.json")
+            raise RankerModelError(
+                f"ranker model {path}: model.txt features differ from features.json"
+            )
         stats = pd.read_parquet(path / "product_stats.parquet")
         stats.index = stats.index.astype(str)
         space = ProductSpace.from_catalog(catalog)
         texts = FeatureBuilder.product_texts(catalog.products)
-        return cls(booster, manifest, space, stats, events=events, texts=texts, folder=path)
+        return cls(
+            booster,
+            manifest,
+            space,
+            stats,
+            events=events,
+            texts=texts,
+            folder=path,
+            products=catalog.products,
+        )
 
     def _make_builder(self) -> FeatureBuilder:
         pop = self.manifest.get("population", {})
         frame = pd.DataFrame({"product_id": pop.get("product_ids", [])})
-        population = _profile(None, frame, np.asarray(pop.get("weights", []), float), self.space,
-                              is_population=True)
+        population = _profile(
+            None, frame, np.asarray(pop.get("weights", []), float), self.space, is_population=True
+        )
         population.price = pop.get("price")
         profiles = ProfileBook({}, population)
         engagement = EngagementStats(self._stats.reindex(columns=list(STAT_COLUMNS)), None)
@@ -126,8 +156,16 @@ class LightGBMRanker(Ranker):
             if not profiles.profiles:
                 profiles = ProfileBook({}, population)
             engagement = EngagementStats.build(live, catalog_prices=self._stats.get("price"))
-        return FeatureBuilder(self.space, profiles, engagement, attractiveness=attractiveness,
-                              texts=self._texts, vocab=self.manifest.get("vocab", {}))
+        return FeatureBuilder(
+            self.space,
+            profiles,
+            engagement,
+            attractiveness=attractiveness,
+            texts=self._texts,
+            vocab=self.manifest.get("vocab", {}),
+            products=self._products,
+            style_head=self.style_head,
+        )
 
     def _live_events(self) -> pd.DataFrame | None:
         self._loaded_at = time.monotonic()
@@ -142,15 +180,22 @@ class LightGBMRanker(Ranker):
             return None
 
     def builder(self) -> FeatureBuilder:
-        if isinstance(self.events, EventStore) and time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+        if (
+            isinstance(self.events, EventStore)
+            and time.monotonic() - self._loaded_at > REFRESH_SECONDS
+        ):
             with self._lock:
                 if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
                     self._builder = self._make_builder()
         return self._builder
 
-    def score(self, context: RankContext, candidates: list[ProductHit]) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, context: RankContext, candidates: list[ProductHit]
+    ) -> tuple[np.ndarray, np.ndarray]:
         X = self.builder().build(context, candidates)
-        return self.booster.predict(X), X
+        # one thread: for a few hundred rows OpenMP start-up costs more than it saves, and
+        # on a busy machine spinning threads cost tens of milliseconds
+        return self.booster.predict(X, num_threads=1), X
 
     def rank(self, context: RankContext, candidates: list[ProductHit]) -> list[ProductHit]:
         if not candidates:
@@ -158,31 +203,37 @@ class LightGBMRanker(Ranker):
         scores, X = self.score(context, candidates)
         order = np.argsort(-scores, kind="stable")
         top = order[:EXPLAIN_TOP]
-        contrib = self.booster.predict(X[top], pred_contrib=True)[:, : len(FEATURES)]
-        reasons = {int(i): self._reason(c, context) for i, c in zip(top, contrib, strict=True)}
+        contrib = self.booster.predict(X[top], pred_contrib=True, num_threads=1)
+        # per-group sums without BLAS: a tiny matmul can wake a BLAS thread pool (milliseconds)
+        by_group = np.stack([contrib[:, cols].sum(axis=1) for cols in _GROUP_COLUMNS], axis=1)
+        cold = self.builder().profiles.get(context.user_id).is_population
+        reasons = {int(i): _reason(g, context, cold) for i, g in zip(top, by_group, strict=True)}
+        rows, values = X.tolist(), scores.tolist()
         ranked = []
-        for i in order:
-            hit = candidates[int(i)]
-            hit.score = float(scores[i])
-            hit.reason = reasons.get(int(i))
-            hit.features = dict(zip(FEATURES, X[i].tolist(), strict=True))
+        for i in order.tolist():
+            hit = candidates[i]
+            hit.score = values[i]
+            hit.reason = reasons.get(i)
+            hit.features = dict(zip(FEATURES, rows[i], strict=True))
             ranked.append(hit)
         return ranked
 
-    def _reason(self, contrib: np.ndarray, context: RankContext, parts: int = 3) -> str:
-        totals: dict[str, float] = {}
-        for name, value in zip(FEATURES, contrib, strict=True):
-            group = reason_group(name)
-            totals[group] = totals.get(group, 0.0) + float(value)
-        best = [g for g, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0][:parts]
-        if not best:
-            best = ["visual"]
-        cold = self.builder().profiles.get(context.user_id).is_population
-        words = []
-        for group in best:
-            key = "popular_style" if group == "style" and cold else group
-            words.append(REASONS[key].format(adjective=context.adjective or ""))
-        return " · ".join(words)
+
+_GROUPS = sorted({reason_group(f) for f in FEATURES})
+_GROUP_COLUMNS = [
+    np.asarray([i for i, f in enumerate(FEATURES) if reason_group(f) == g]) for g in _GROUPS
+]
+
+
+def _reason(group_contrib: np.ndarray, context: RankContext, cold: bool, parts: int = 3) -> str:
+    """The strongest positive feature groups of one result, in words."""
+    order = np.argsort(-group_contrib)
+    best = [_GROUPS[j] for j in order[:parts] if group_contrib[j] > 0] or ["visual"]
+    words = []
+    for group in best:
+        key = "popular_style" if group == "style" and cold else group
+        words.append(REASONS[key].format(adjective=context.adjective or ""))
+    return " · ".join(words)
 
 
 def load_ranker(folder: str | Path | None, catalog=None, events=None) -> Ranker:

@@ -12,7 +12,7 @@ def group_metrics(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[s
     labels = np.asarray(labels, dtype=np.float64)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     ranked = labels[order]
-    gains = (2.0**ranked[:k] - 1.0) / np.log2(np.arange(2, min(k, len(ranked)) + 2))
+    gains = (2.0 ** ranked[:k] - 1.0) / np.log2(np.arange(2, min(k, len(ranked)) + 2))
     ideal = np.sort(labels)[::-1][:k]
     ideal_dcg = ((2.0**ideal - 1.0) / np.log2(np.arange(2, len(ideal) + 2))).sum()
     hits = np.flatnonzero(ranked > 0)
@@ -25,8 +25,9 @@ def group_metrics(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[s
     }
 
 
-def mean_metrics(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int = 10,
-                 missed: int = 0) -> dict[str, float]:
+def mean_metrics(
+    labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int = 10, missed: int = 0
+) -> dict[str, float]:
     """Means over groups; ``missed`` queries (positive never retrieved) count as zeros."""
     rows = [group_metrics(lab, sc, k) for lab, sc in zip(labels, scores, strict=True)]
     n = len(rows) + missed

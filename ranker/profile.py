@@ -37,6 +37,7 @@ class ProductSpace:
         self.categories = np.asarray([str(c) for c in categories], dtype=object)
         self.row = {pid: i for i, pid in enumerate(self.ids)}
         self._indexes: dict[str, tuple[faiss.Index, np.ndarray]] = {}
+        self._rows_by_category: dict[str, np.ndarray] = {}
         self.catalog = None
 
     @classmethod
@@ -57,6 +58,20 @@ class ProductSpace:
     def category_of(self, product_id: str) -> str | None:
         i = self.row.get(str(product_id))
         return None if i is None else str(self.categories[i])
+
+    def category_rows(self, category: str) -> np.ndarray:
+        rows = self._rows_by_category.get(category)
+        if rows is None:
+            rows = self._rows_by_category[category] = np.flatnonzero(self.categories == category)
+        return rows
+
+    def best_match(self, query: np.ndarray, category: str) -> int | None:
+        """Row of the category's product most similar to ``query`` (exact, numpy: a single
+        query is cheaper than a FAISS call with its thread pool)."""
+        rows = self.category_rows(category)
+        if len(rows) == 0:
+            return None
+        return int(rows[int(np.argmax(self.vectors[rows] @ query))])
 
     def search(self, queries: np.ndarray, category: str, k: int) -> list[list[tuple[str, float]]]:
         """Top-k products of a category per query by inner product (the catalog's FAISS index
@@ -127,8 +142,13 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
     return float(v[order][np.searchsorted(cum, cum[-1] / 2.0)])
 
 
-def _profile(user_id, frame: pd.DataFrame, weights: np.ndarray, space: ProductSpace,
-             is_population: bool = False) -> UserProfile:
+def _profile(
+    user_id,
+    frame: pd.DataFrame,
+    weights: np.ndarray,
+    space: ProductSpace,
+    is_population: bool = False,
+) -> UserProfile:
     rows = space.rows(frame["product_id"].tolist())
     by_row: dict[int, float] = {}
     for r, w in zip(rows, weights, strict=True):
@@ -170,8 +190,14 @@ class ProfileBook:
         return user_id in self.profiles
 
     @classmethod
-    def build(cls, events: pd.DataFrame, space: ProductSpace, *, as_of=None,
-              half_life_days: float = HALF_LIFE_DAYS) -> ProfileBook:
+    def build(
+        cls,
+        events: pd.DataFrame,
+        space: ProductSpace,
+        *,
+        as_of=None,
+        half_life_days: float = HALF_LIFE_DAYS,
+    ) -> ProfileBook:
         """Profiles from the events strictly before ``as_of`` (all events when None)."""
         if as_of is not None:
             as_of = pd.Timestamp(as_of)

@@ -26,9 +26,16 @@ class SyntheticShop:
     user_style: dict[str, int]
 
 
-def make_shop(n_users: int = 120, n_categories: int = 3, per_category: int = 80, n_styles: int = 6,
-              dim: int = 24, days: int = 120, purchases_per_user: int = 14, seed: int = 0
-              ) -> SyntheticShop:
+def make_shop(
+    n_users: int = 120,
+    n_categories: int = 3,
+    per_category: int = 80,
+    n_styles: int = 6,
+    dim: int = 24,
+    days: int = 120,
+    purchases_per_user: int = 14,
+    seed: int = 0,
+) -> SyntheticShop:
     rng = np.random.default_rng(seed)
     cat_dirs = rng.normal(size=(n_categories, dim))
     style_dirs = rng.normal(size=(n_styles, dim))
@@ -44,11 +51,15 @@ def make_shop(n_users: int = 120, n_categories: int = 3, per_category: int = 80,
     space = ProductSpace(ids, vecs, cats)
     styles = np.asarray(styles)
     brightness = rng.uniform(0, 1, len(ids)).astype(np.float32)
-    attr = pd.DataFrame(rng.uniform(0, 1, (len(ids), len(ATTRACTIVENESS))).astype(np.float32),
-                        index=ids, columns=list(ATTRACTIVENESS))
+    attr = pd.DataFrame(
+        rng.uniform(0, 1, (len(ids), len(ATTRACTIVENESS))).astype(np.float32),
+        index=ids,
+        columns=list(ATTRACTIVENESS),
+    )
     attr["brightness"] = brightness
-    products = pd.DataFrame({"product_id": ids, "category": cats, "name": [f"item {i}" for i in ids],
-                             "style": styles})
+    products = pd.DataFrame(
+        {"product_id": ids, "category": cats, "name": [f"item {i}" for i in ids], "style": styles}
+    )
     start = pd.Timestamp("2024-01-01", tz="UTC")
     rows, user_style = [], {}
     for u in range(n_users):
@@ -66,8 +77,22 @@ def make_shop(n_users: int = 120, n_categories: int = 3, per_category: int = 80,
             ts = start + pd.Timedelta(days=float(t))
             rows.append(("purchase", user, pid, ts, None, f"cat{c}", None, 10.0 + s, None))
             if rng.random() < 0.5:  # a click some time before buying
-                rows.append(("click", user, pid, ts - pd.Timedelta(hours=1), None, f"cat{c}", 1, None, None))
-    events = pd.DataFrame(rows, columns=["event_type", "user_id", "product_id", "ts", "scene_id",
-                                         "category", "position", "price", "request_id"])
+                rows.append(
+                    ("click", user, pid, ts - pd.Timedelta(hours=1), None, f"cat{c}", 1, None, None)
+                )
+    events = pd.DataFrame(
+        rows,
+        columns=[
+            "event_type",
+            "user_id",
+            "product_id",
+            "ts",
+            "scene_id",
+            "category",
+            "position",
+            "price",
+            "request_id",
+        ],
+    )
     events = events.sort_values("ts", kind="stable").reset_index(drop=True)
     return SyntheticShop(space, products, attr, events, user_style)

@@ -42,6 +42,10 @@ class TrainConfig:
     lambda_l2: float = 1.0
     #: training windows between the history-only start and the test cut-off
     windows: int = 4
+    #: the last this-many windows choose the number of trees (early stopping) ...
+    valid_windows: int = 1
+    #: ... after which the model is refitted on all windows with that many trees
+    refit: bool = False
     feature_fraction: float = 0.8
     early_stopping_rounds: int = 40
     #: cap on training queries (sampled) to bound CPU time
@@ -49,8 +53,16 @@ class TrainConfig:
     seed: int = 0
 
 
-def builder_for(snap: Snapshot, space: ProductSpace, *, attractiveness=None, texts=None,
-                vocab=None, style_head=None) -> FeatureBuilder:
+def builder_for(
+    snap: Snapshot,
+    space: ProductSpace,
+    *,
+    attractiveness=None,
+    texts=None,
+    vocab=None,
+    style_head=None,
+    products=None,
+) -> FeatureBuilder:
     return FeatureBuilder(
         space,
         snap.profiles,
@@ -59,11 +71,15 @@ def builder_for(snap: Snapshot, space: ProductSpace, *, attractiveness=None, tex
         texts=texts or {},
         vocab=vocab or {},
         style_head=style_head,
+        products=products,
     )
 
 
-def matrix(groups: Sequence[QueryGroup], builders: dict[pd.Timestamp, FeatureBuilder],
-           drop_unlabelled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def matrix(
+    groups: Sequence[QueryGroup],
+    builders: dict[pd.Timestamp, FeatureBuilder],
+    drop_unlabelled: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stacked features, labels and group sizes (groups with no positive dropped on request)."""
     xs, ys, sizes = [], [], []
     for g in groups:
@@ -77,8 +93,9 @@ def matrix(groups: Sequence[QueryGroup], builders: dict[pd.Timestamp, FeatureBui
     return np.vstack(xs), np.concatenate(ys), np.asarray(sizes, dtype=np.int64)
 
 
-def fit(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None,
-        config: TrainConfig) -> tuple[lgb.Booster, dict]:
+def fit(
+    X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None, config: TrainConfig
+) -> tuple[lgb.Booster, dict]:
     params = {
         "objective": "lambdarank",
         "metric": "ndcg",
@@ -97,15 +114,22 @@ def fit(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None,
         "lambdarank_truncation_level": 20,
     }
     cats = [FEATURES.index(c) for c in CATEGORICAL]
-    train = lgb.Dataset(X, y, group=sizes, feature_name=list(FEATURES), categorical_feature=cats,
-                        free_raw_data=False)
+    train = lgb.Dataset(
+        X,
+        y,
+        group=sizes,
+        feature_name=list(FEATURES),
+        categorical_feature=cats,
+        free_raw_data=False,
+    )
     sets, callbacks = [], []
     if valid is not None and len(valid[2]):
         sets = [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train)]
         callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)]
     start = time.perf_counter()
-    booster = lgb.train(params, train, num_boost_round=config.n_estimators, valid_sets=sets,
-                        callbacks=callbacks)
+    booster = lgb.train(
+        params, train, num_boost_round=config.n_estimators, valid_sets=sets, callbacks=callbacks
+    )
     info = {
         "train_seconds": round(time.perf_counter() - start, 2),
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
@@ -139,9 +163,16 @@ def product_stats(space: ProductSpace, builder: FeatureBuilder) -> pd.DataFrame:
     return table
 
 
-def save_model(folder: str | Path, booster: lgb.Booster, builder: FeatureBuilder, *,
-               metrics: dict, train_info: dict, catalog_info: dict | None = None,
-               extra: dict | None = None) -> Path:
+def save_model(
+    folder: str | Path,
+    booster: lgb.Booster,
+    builder: FeatureBuilder,
+    *,
+    metrics: dict,
+    train_info: dict,
+    catalog_info: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(out / "model.txt"), num_iteration=booster.best_iteration or None)

@@ -2,14 +2,14 @@
 
 Candidates come from FAISS (the real retrieval stage). The test period's table compares the
 ranker with single-signal baselines computed on the very same candidates: popularity,
-visual-only (similarity to the user's last item) and the profile scores max / mean /
-mean-top-K of seed 004.
+visual-only (similarity to the user's last item), the profile scores max / mean /
+mean-top-K of seed 004, and the share of the user's history with the candidate's attributes.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -38,6 +38,8 @@ BASELINES = {
     "profile-max": "style_max",
     "profile-mean": "style_mean",
     "profile-mean-top-k": "style_topk",
+    # not visual: how much of the user's history shares the candidate's attributes
+    "history-attributes": "meta_affinity",
 }
 
 
@@ -59,7 +61,9 @@ def baseline_scores(X: np.ndarray, name: str) -> np.ndarray:
     return np.nan_to_num(values, nan=-1e9)
 
 
-def evaluation_table(groups, X: np.ndarray, model_scores: dict[str, np.ndarray], k: int = 10) -> dict:
+def evaluation_table(
+    groups, X: np.ndarray, model_scores: dict[str, np.ndarray], k: int = 10
+) -> dict:
     table = {}
     labels = [g.labels for g in groups]
     for name in BASELINES:
@@ -78,28 +82,48 @@ def format_table(table: dict[str, dict], k: int = 10) -> str:
     return "\n".join(lines)
 
 
-def train_from_events(events: pd.DataFrame, space: ProductSpace, *, config: TrainConfig | None = None,
-                      split: TimeSplit | None = None, attractiveness=None, texts=None,
-                      style_head=None, catalog_prices=None, show_progress: bool = False
-                      ) -> TrainResult:
+def train_from_events(
+    events: pd.DataFrame,
+    space: ProductSpace,
+    *,
+    config: TrainConfig | None = None,
+    split: TimeSplit | None = None,
+    attractiveness=None,
+    texts=None,
+    style_head=None,
+    catalog_prices=None,
+    products=None,
+    show_progress: bool = False,
+) -> TrainResult:
     config = config or TrainConfig()
     split = split or time_split(events, windows=config.windows)
-    common = {"attractiveness": attractiveness, "texts": texts, "style_head": style_head}
+    common = {
+        "attractiveness": attractiveness,
+        "texts": texts,
+        "style_head": style_head,
+        "products": products,
+    }
     points = [*split.train_points, split.valid_point, split.cutoff]
     snaps, groups_by_window = {}, []
-    for start, stop in tqdm(list(zip(points[:-1], points[1:], strict=True)), desc="windows",
-                            disable=not show_progress):
+    for start, stop in tqdm(
+        list(zip(points[:-1], points[1:], strict=True)), desc="windows", disable=not show_progress
+    ):
         snaps[start] = snapshot(events, space, start, catalog_prices)
         groups_by_window.append(
             event_queries(events, space, snaps[start], stop, n_candidates=config.n_candidates)
         )
     snaps[split.cutoff] = snapshot(events, space, split.cutoff, catalog_prices)
-    test = event_queries(events, space, snaps[split.cutoff], split.end, n_candidates=config.n_candidates)
-    train = [g for window in groups_by_window[:-1] for g in window]
-    valid = groups_by_window[-1]
+    test = event_queries(
+        events, space, snaps[split.cutoff], split.end, n_candidates=config.n_candidates
+    )
+    n_valid = max(1, min(config.valid_windows, len(groups_by_window) - 1))
+    train = [g for window in groups_by_window[:-n_valid] for g in window]
+    valid = [g for window in groups_by_window[-n_valid:] for g in window]
     labelled = [g for g in train if (g.labels > 0).any()]
     if config.max_train_queries and len(labelled) > config.max_train_queries:
-        pick = np.random.default_rng(config.seed).choice(len(labelled), config.max_train_queries, replace=False)
+        pick = np.random.default_rng(config.seed).choice(
+            len(labelled), config.max_train_queries, replace=False
+        )
         labelled = [labelled[i] for i in sorted(pick)]
     if not labelled:
         raise RankerDataError(
@@ -108,10 +132,24 @@ def train_from_events(events: pd.DataFrame, space: ProductSpace, *, config: Trai
         )
     vocab_builder = FeatureBuilder(space, snaps[split.cutoff].profiles)
     vocab_builder.fit_vocab([g.context for g in labelled])
-    builders = {t: builder_for(s, space, vocab=vocab_builder.vocab, **common) for t, s in snaps.items()}
+    builders = {
+        t: builder_for(s, space, vocab=vocab_builder.vocab, **common) for t, s in snaps.items()
+    }
     X, y, sizes = matrix(labelled, builders)
     Xv, yv, sv = matrix(valid, builders, drop_unlabelled=True)
     booster, info = fit(X, y, sizes, (Xv, yv, sv) if len(sv) else None, config)
+    if config.refit and len(sv):
+        # the validation windows are the most recent: too valuable to leave out of the model
+        rounds = max(info["best_iteration"], 10)
+        refit_config = replace(config, n_estimators=rounds)
+        both = (np.vstack([X, Xv]), np.concatenate([y, yv]), np.concatenate([sizes, sv]))
+        booster, refit_info = fit(*both, None, refit_config)
+        info.update(
+            refit_rounds=rounds,
+            train_seconds=info["train_seconds"] + refit_info["train_seconds"],
+            train_rows=refit_info["train_rows"],
+            train_groups=refit_info["train_groups"],
+        )
     info.update(
         train_queries=len(labelled),
         valid_queries=int(len(sv)),

@@ -17,10 +17,27 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 def test_log_and_read_back(tmp_path):
     store = EventStore(tmp_path / "events.db")
-    store.log(Event("click", "alice", "p1", ts=T0, scene_id="s1", category="chair", position=2,
-                    request_id="r1"))
-    store.log({"event_type": "purchase", "user_id": "alice", "product_id": "p1",
-               "ts": "2024-05-02T09:30:00Z", "price": 19.5})
+    store.log(
+        Event(
+            "click",
+            "alice",
+            "p1",
+            ts=T0,
+            scene_id="s1",
+            category="chair",
+            position=2,
+            request_id="r1",
+        )
+    )
+    store.log(
+        {
+            "event_type": "purchase",
+            "user_id": "alice",
+            "product_id": "p1",
+            "ts": "2024-05-02T09:30:00Z",
+            "price": 19.5,
+        }
+    )
     frame = store.to_frame()
     assert list(frame["event_type"]) == ["click", "purchase"]
     assert frame.loc[0, "scene_id"] == "s1" and frame.loc[0, "position"] == 2
@@ -35,7 +52,11 @@ def test_event_without_time_is_stamped_now(tmp_path):
     before = datetime.now(UTC)
     store.log(Event("save", "bob", "p9"))
     ts = store.to_frame()["ts"].iloc[0]
-    assert pd.Timestamp(before) - timedelta(seconds=1) <= ts <= pd.Timestamp.now(tz="UTC") + timedelta(seconds=1)
+    assert (
+        pd.Timestamp(before) - timedelta(seconds=1)
+        <= ts
+        <= pd.Timestamp.now(tz="UTC") + timedelta(seconds=1)
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,8 +67,18 @@ def test_event_without_time_is_stamped_now(tmp_path):
         ({"event_type": "click", "user_id": "u", "product_id": "  "}, "empty product_id"),
         ({"event_type": "click", "user_id": "u", "product_id": "p", "ts": "yesterday"}, "ISO 8601"),
         ({"event_type": "click", "user_id": "u", "product_id": "p", "position": -1}, "negative"),
-        ({"event_type": "click", "user_id": "u", "product_id": "p", "price": float("nan")}, "finite"),
-        ({"event_type": "click", "user_id": "u", "product_id": "p", "colour": "red"}, "unknown fields"),
+        (
+            {"event_type": "click", "user_id": "u", "product_id": "p", "price": float("inf")},
+            "finite",
+        ),
+        (
+            {"event_type": "click", "user_id": "u", "product_id": "p", "price": "cheap"},
+            "not a number",
+        ),
+        (
+            {"event_type": "click", "user_id": "u", "product_id": "p", "colour": "red"},
+            "unknown fields",
+        ),
         ({"event_type": "click", "user_id": "u", "product_id": "p", "ts": "2999-01-01"}, "future"),
     ],
 )
@@ -82,6 +113,26 @@ def test_duplicates_are_stored_once_but_distinct_requests_twice(tmp_path):
     assert store.count() == 2
 
 
+def test_missing_optional_fields_from_a_dataframe_are_none(tmp_path):
+    frame = pd.DataFrame(
+        [
+            {
+                "event_type": "click",
+                "user_id": "u",
+                "product_id": "p",
+                "ts": T0,
+                "position": float("nan"),
+                "price": float("nan"),
+                "scene_id": None,
+            }
+        ]
+    )
+    store = EventStore(tmp_path / "e.db")
+    assert store.log_many(frame.to_dict("records")) == 1
+    row = store.to_frame().iloc[0]
+    assert pd.isna(row["position"]) and pd.isna(row["price"]) and row["scene_id"] is None
+
+
 def test_out_of_order_timestamps_come_back_sorted_and_filterable(tmp_path):
     store = EventStore(tmp_path / "e.db")
     for days in (5, 1, 3, 2, 4):
@@ -98,13 +149,18 @@ def test_empty_store_exports_an_empty_table(tmp_path):
     assert store.to_frame().empty
     assert store.export_parquet(tmp_path / "out.parquet") == 0
     assert list(pd.read_parquet(tmp_path / "out.parquet").columns)[:3] == [
-        "event_type", "user_id", "product_id"]
+        "event_type",
+        "user_id",
+        "product_id",
+    ]
 
 
 def test_export_parquet_round_trips(tmp_path):
     store = EventStore(tmp_path / "e.db")
-    store.log_many(Event(EVENT_TYPES[i % 4], f"u{i}", f"p{i}", ts=T0 + timedelta(minutes=i),
-                         price=float(i)) for i in range(20))
+    store.log_many(
+        Event(EVENT_TYPES[i % 4], f"u{i}", f"p{i}", ts=T0 + timedelta(minutes=i), price=float(i))
+        for i in range(20)
+    )
     assert store.export_parquet(tmp_path / "x" / "events.parquet") == 20
     back = pd.read_parquet(tmp_path / "x" / "events.parquet")
     assert len(back) == 20 and back["price"].sum() == sum(range(20))
@@ -120,8 +176,12 @@ def test_server_url_goes_through_sqlalchemy(tmp_path):
     # SQLAlchemy's own sqlite dialect stands in for a server database here
     store = EventStore(f"sqlite+pysqlite:///{tmp_path / 'server.db'}")
     store.log(Event("click", "u", "p", ts=T0, request_id="r"))
-    assert store.log_many([Event("click", "u", "p", ts=T0, request_id="r"),
-                           Event("save", "u", "p", ts=T0)]) == 1
+    assert (
+        store.log_many(
+            [Event("click", "u", "p", ts=T0, request_id="r"), Event("save", "u", "p", ts=T0)]
+        )
+        == 1
+    )
     assert store.count() == 2 and store.count(event_type="save") == 1
     assert list(store.to_frame()["event_type"]) == ["click", "save"]
 

@@ -28,7 +28,9 @@ def shop():
 @pytest.fixture(scope="module")
 def trained(shop):
     config = TrainConfig(n_candidates=40, n_estimators=150)
-    return train_from_events(shop.events, shop.space, config=config, attractiveness=shop.attractiveness)
+    return train_from_events(
+        shop.events, shop.space, config=config, attractiveness=shop.attractiveness
+    )
 
 
 def test_metrics_by_hand():
@@ -56,7 +58,9 @@ def test_time_split_has_no_leakage(shop):
         user_past = set(seen_before[seen_before["user_id"] == g.context.user_id]["product_id"])
         assert set(profile.product_ids) <= user_past
     stats = snap.engagement.table
-    later_only = set(events[events["ts"] >= split.valid_point]["product_id"]) - set(seen_before["product_id"])
+    later_only = set(events[events["ts"] >= split.valid_point]["product_id"]) - set(
+        seen_before["product_id"]
+    )
     assert not (later_only & set(stats.index))
 
 
@@ -99,8 +103,14 @@ class _FakeCatalog:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, trained):
     folder = tmp_path_factory.mktemp("model")
-    save_model(folder, trained.booster, trained.final_builder, metrics=trained.table,
-               train_info=trained.info, catalog_info={"dim": 24})
+    save_model(
+        folder,
+        trained.booster,
+        trained.final_builder,
+        metrics=trained.table,
+        train_info=trained.info,
+        catalog_info={"dim": 24},
+    )
     return folder
 
 
@@ -142,7 +152,9 @@ def test_personal_rankings_differ_between_users_of_different_styles(shop, model_
     for user, style in shop.user_style.items():
         by_style.setdefault(style, user)
     users = list(by_style.values())[:2]
-    tops = [[h.product_id for h in ranker.rank(_context(shop, u), _candidates(shop))[:5]] for u in users]
+    tops = [
+        [h.product_id for h in ranker.rank(_context(shop, u), _candidates(shop))[:5]] for u in users
+    ]
     assert tops[0] != tops[1]
 
 
@@ -170,7 +182,8 @@ def test_model_from_an_older_feature_list_is_refused(shop, model_dir, tmp_path):
     assert isinstance(fallback, VisualOrderRanker) and "retrain" in fallback.fallback_reason
     hits = _candidates(shop, 10)
     assert [h.product_id for h in fallback.rank(_context(shop, "u001"), hits)] == [
-        h.product_id for h in sorted(hits, key=lambda h: -h.score)]
+        h.product_id for h in sorted(hits, key=lambda h: -h.score)
+    ]
 
 
 def test_corrupt_model_file_falls_back(shop, model_dir, tmp_path):

@@ -31,6 +31,17 @@ def register(sub) -> None:
     )
     t.add_argument("--max-queries", type=int, default=4000, help="cap on training queries (4000)")
     t.add_argument("--attractiveness-cache", help="Parquet cache of product photo statistics")
+    t.add_argument(
+        "--same-head",
+        help="folder of a SAME head on the catalog's backbone: adds the SAME-space similarity",
+    )
+    t.add_argument("--windows", type=int, default=4, help="training windows before the cut-off")
+    t.add_argument("--valid-windows", type=int, default=1, help="last windows for early stopping")
+    t.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit on all windows with the early-stopped tree count",
+    )
     t.add_argument("--force", action="store_true", help="replace the live model even if worse")
     t.set_defaults(func=cmd_train)
 
@@ -159,8 +170,15 @@ def cmd_train(args) -> int:
         )
     except OSError:  # a read-only catalog folder: compute without caching
         attractiveness = compute_attractiveness(catalog.products, show_progress=show_progress(args))
-    config = TrainConfig(n_candidates=args.candidates, max_train_queries=args.max_queries)
-    split = time_split(events, cutoff=args.cutoff)
+    config = TrainConfig(
+        n_candidates=args.candidates,
+        max_train_queries=args.max_queries,
+        windows=args.windows,
+        valid_windows=args.valid_windows,
+        refit=args.refit,
+    )
+    split = time_split(events, cutoff=args.cutoff, windows=args.windows)
+    style_head = _same_head(args.same_head, catalog)
     result = train_from_events(
         events,
         space,
@@ -169,6 +187,8 @@ def cmd_train(args) -> int:
         attractiveness=attractiveness,
         texts=FeatureBuilder.product_texts(catalog.products),
         catalog_prices=_catalog_prices(catalog),
+        products=catalog.products,
+        style_head=style_head,
         show_progress=show_progress(args),
     )
     print(format_table(result.table))
@@ -199,6 +219,7 @@ def cmd_train(args) -> int:
             "events": str(args.events),
             "config": config_dict(config),
             "split": {"cutoff": str(split.cutoff), "end": str(split.end)},
+            "same_head": str(Path(args.same_head).resolve()) if args.same_head else "",
         },
     )
     if old_score is not None and new_score < old_score and not args.force:
@@ -217,6 +238,20 @@ def cmd_train(args) -> int:
     verdict = "no live model before" if old_score is None else f"live model had {old_score:.4f}"
     print(f"new model (nDCG@10 {new_score:.4f}; {verdict}) is live in {out}")
     return 0
+
+
+def _same_head(folder: str | None, catalog):
+    if not folder:
+        return None
+    from embedder.head import load_head
+
+    head = load_head(folder)
+    if head.dim_in != catalog.dim:
+        raise ShopTheLookError(
+            f"SAME head {folder} takes {head.dim_in}-d input but catalog {catalog.path} holds "
+            f"{catalog.dim}-d vectors; train the head on the catalog's backbone"
+        )
+    return head
 
 
 def _live_score(out: Path, result, space) -> float | None:
@@ -284,6 +319,8 @@ def cmd_eval(args) -> int:
         attractiveness=stats.reindex(columns=list(ATTRACTIVENESS)),
         texts=FeatureBuilder.product_texts(catalog.products),
         vocab=model.manifest.get("vocab", {}),
+        products=catalog.products,
+        style_head=model.style_head,
     )
     X, _, _ = matrix(groups, {snap.as_of: builder})
     table = evaluation_table(groups, X, {"lightgbm": predict(model.booster, X)})
