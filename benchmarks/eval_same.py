@@ -43,13 +43,16 @@ def run_source(source, backbone, args, seed):
     tr, va, te = (np.isin(labels, ids) for ids in (train_ids, val_ids, test_ids))
 
     def validate(head):
-        return creator_hit_rate(head.transform(data.embeddings[va]), labels[va], ks=(10,), seed=seed)[10]
+        return creator_hit_rate(
+            head.transform(data.embeddings[va]), labels[va], ks=(10,), seed=seed
+        )[10]
 
     cfg = TrainConfig(dim_out=args.dim_out, hidden=(args.hidden,) * 3, margin=args.margin,
+                      residual=args.residual,
                       mining=args.mining, max_epochs=args.epochs, patience=args.patience,
                       steps_per_epoch=args.steps, groups_per_batch=args.groups_per_batch,
                       per_group=args.per_group, lr=args.lr, input_noise=args.input_noise,
-                      seed=seed, threads=2)  # fmt: skip
+                      seed=seed, threads=1)  # fmt: skip
     result = train_same(data.embeddings[tr], labels[tr], backbone=backbone.name, config=cfg,
                         validate=validate, show_progress=True,
                         trained_on={"groups": source, "split": {"seed": seed,
@@ -64,9 +67,16 @@ def run_source(source, backbone, args, seed):
     same_emb = result.head.transform(data.embeddings[te])
     for agg in ("mean", "max", "mean-top-3"):
         a = Aggregate.parse(agg)
-        out[f"backbone/{agg}"] = creator_hit_rate(data.embeddings[te], labels[te], ks=CURVE_KS, aggregate=a, seed=seed)
-        out[f"same/{agg}"] = creator_hit_rate(same_emb, labels[te], ks=CURVE_KS, aggregate=a, seed=seed)
-    head_dir = Path(args.out) / f"head-{source}-{backbone.name.replace(':', '_').replace('/', '_')}-s{seed}"
+        out[f"backbone/{agg}"] = creator_hit_rate(
+            data.embeddings[te], labels[te], ks=CURVE_KS, aggregate=a, seed=seed
+        )
+        out[f"same/{agg}"] = creator_hit_rate(
+            same_emb, labels[te], ks=CURVE_KS, aggregate=a, seed=seed
+        )
+    head_dir = (
+        Path(args.out)
+        / f"head-{source}-{backbone.name.replace(':', '_').replace('/', '_')}-s{seed}"
+    )
     result.head.config.metrics["test_hit_rate_backbone"] = out["backbone/mean"]
     result.head.config.metrics["test_hit_rate_same"] = out["same/mean"]
     result.head.save(head_dir)
@@ -84,10 +94,15 @@ def plot(results, path):
     fig, axes = plt.subplots(1, len(sources), figsize=(5.5 * len(sources), 4), squeeze=False)
     for ax, source in zip(axes[0], sources, strict=True):
         rows = [r for r in results if r["source"] == source]
-        for key, style, label in (("backbone/mean", "--o", "backbone"), ("same/mean", "-s", "backbone+SAME")):
+        for key, style, label in (
+            ("backbone/mean", "--o", "backbone"),
+            ("same/mean", "-s", "backbone+SAME"),
+        ):
             curve = np.mean([[r[key][k] for k in CURVE_KS] for r in rows], axis=0)
             ax.plot(CURVE_KS, curve, style, label=label)
         n_test = rows[0]["groups"]["test"]
+        chance = [min(1.0, k / n_test) for k in CURVE_KS]
+        ax.plot(CURVE_KS, chance, ":", color="grey", label="random")
         ax.set(title=f"{source}: {n_test} held-out groups, {len(rows)} seed(s)", xlabel="K",
                ylabel="HitRate@K", ylim=(0, 1.02), xscale="log")  # fmt: skip
         ax.set_xticks(CURVE_KS, [str(k) for k in CURVE_KS])
@@ -98,7 +113,9 @@ def plot(results, path):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backbone", default="yolo")
     p.add_argument("--sources", default="clothing,ikea-rooms")
     p.add_argument("--seeds", default="0")
@@ -117,6 +134,7 @@ def main() -> None:
     p.add_argument("--mining", default="semi-hard")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--input-noise", type=float, default=0.0)
+    p.add_argument("--residual", action="store_true")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     settings = Settings()

@@ -124,7 +124,11 @@ class Directions:
 
     def check_space(self, backbone: str, head_id: str = "identity", dim: int | None = None) -> None:
         """Refuse to score vectors from another space than the one the directions were built in."""
-        if backbone != self.backbone or head_id != self.head_id or (dim is not None and dim != self.dim):
+        if (
+            backbone != self.backbone
+            or head_id != self.head_id
+            or (dim is not None and dim != self.dim)
+        ):
             raise HeadError(
                 f"directions were built for backbone {self.backbone!r} head {self.head_id!r} "
                 f"({self.dim}-d), not backbone {backbone!r} head {head_id!r}"
@@ -151,7 +155,9 @@ class Directions:
 def load_directions(folder: str | Path) -> Directions:
     folder = Path(folder)
     if not (folder / MANIFEST).exists():
-        raise HeadError(f"directions folder {folder}: no {MANIFEST} (build one with 'shopthelook directions build')")
+        raise HeadError(
+            f"directions folder {folder}: no {MANIFEST} (build one with 'shopthelook directions build')"
+        )
     try:
         meta = json.loads((folder / MANIFEST).read_text())
         names = [str(n) for n in meta["names"]]
@@ -192,7 +198,9 @@ def oaar_directions(
         vectors.append((with_adj - plain).mean(axis=0))
     source = {"classes": "cifar100" if tuple(classes) == CIFAR100_CLASSES else list(classes),
               "template": "{a/an} {adjective} photo of {a/an} {class}"}  # fmt: skip
-    return Directions(adjectives, l2_normalize(np.stack(vectors)), "oaar", backbone.name, source=source)
+    return Directions(
+        adjectives, l2_normalize(np.stack(vectors)), "oaar", backbone.name, source=source
+    )
 
 
 def text_prompt_directions(backbone: Backbone, adjectives: Sequence[str]) -> Directions:
@@ -233,7 +241,9 @@ def label_directions(
             diffs.append(x[has].mean(axis=0) - mean_c)
             weights.append(1.0)
         if not diffs:
-            logger.info("label %r: no category with %d+ items and a contrast; skipped", value, min_items)
+            logger.info(
+                "label %r: no category with %d+ items and a contrast; skipped", value, min_items
+            )
             continue
         names.append(value)
         vectors.append(np.average(np.stack(diffs), axis=0, weights=weights))
@@ -242,7 +252,9 @@ def label_directions(
             f"label directions: no attribute value has {min_items}+ items in a category that "
             "also has items without it"
         )
-    return Directions(names, l2_normalize(np.stack(vectors)), "labels", backbone, head_id, source or {})
+    return Directions(
+        names, l2_normalize(np.stack(vectors)), "labels", backbone, head_id, source or {}
+    )
 
 
 def ranking_auc(scores: np.ndarray, positive: np.ndarray) -> float:

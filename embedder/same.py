@@ -151,7 +151,9 @@ class SameHead(Head):
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         if not manifest_path.exists():
-            raise HeadError(f"head folder {folder}: no {MANIFEST} (train one with 'shopthelook same train')")
+            raise HeadError(
+                f"head folder {folder}: no {MANIFEST} (train one with 'shopthelook same train')"
+            )
         try:
             meta = json.loads(manifest_path.read_text())
             config = SameConfig(
@@ -259,6 +261,8 @@ def _init_params(shapes: Sequence[tuple[int, int]], seed: int) -> dict[str, np.n
     params = {}
     for i, (out_dim, in_dim) in enumerate(shapes):
         bound = 1.0 / np.sqrt(in_dim)
-        params[f"layers.{i}.weight"] = rng.uniform(-bound, bound, (out_dim, in_dim)).astype(np.float32)
+        params[f"layers.{i}.weight"] = rng.uniform(-bound, bound, (out_dim, in_dim)).astype(
+            np.float32
+        )
         params[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (out_dim,)).astype(np.float32)
     return params

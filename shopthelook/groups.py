@@ -14,6 +14,7 @@ group into two disjoint halves and asks whether one half finds the other among a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,6 +339,30 @@ def default_cache_dir() -> Path:
     return REPO_ROOT / "artifacts" / "cache"
 
 
+def _store_path(backbone, cache_dir) -> Path:
+    import hashlib
+
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in backbone.name)
+    # a backbone's name survives changes of its defaults (layers, pooling): key on those too
+    config = repr(getattr(backbone, "config", None)).encode()
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    return folder / f"{safe_name}-{backbone.dim}d-{hashlib.sha1(config).hexdigest()[:8]}-store.npz"
+
+
+def _read_store(path: Path, dim: int) -> dict[str, tuple[np.ndarray, bool]]:
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            paths, emb, ok = f["paths"], f["embeddings"], f["ok"]
+        if emb.shape != (len(paths), dim):
+            raise ValueError(f"shape {emb.shape}")
+        return {str(p): (e, bool(o)) for p, e, o in zip(paths, emb, ok, strict=True)}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        logger.warning("embedding cache %s unreadable (%s); recomputing", path, exc)
+        return {}
+
+
 def embed_cached(
     backbone,
     images: Sequence[str],
@@ -347,46 +372,48 @@ def embed_cached(
     show_progress: bool = False,
     chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings [n, d], ok [n] bool) of image paths, computed once per backbone and list.
+    """(embeddings [n, d], ok [n] bool) of image paths, each computed once per backbone.
 
+    Vectors are kept per image path in one store per backbone (``<cache>/<name>-<d>d-store.npz``),
+    so datasets that share images (a product in many rooms, in a catalog too) share the work.
     An unreadable image is logged and marked not ok (its row is zero) instead of stopping
-    the job; the cache is written only when the whole list has been seen.
+    the job. The images are assumed not to change under their paths (read-only data).
     """
-    import hashlib
-
     from tqdm import tqdm
 
     from shopthelook.errors import ShopTheLookError
 
     images = [str(p) for p in images]
-    key = hashlib.sha1(("\n".join([backbone.name, *images])).encode()).hexdigest()[:16]
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in backbone.name)
-    folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = folder / f"{safe_name}-{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as cached:
-                if cached["embeddings"].shape == (len(images), backbone.dim):
-                    return cached["embeddings"], cached["ok"]
-        except (OSError, ValueError, KeyError, EOFError):
-            logger.warning("embedding cache %s unreadable; recomputing", path)
-    out = np.zeros((len(images), backbone.dim), dtype=np.float32)
-    ok = np.ones(len(images), dtype=bool)
-    with tqdm(total=len(images), desc=f"embed {backbone.name}", disable=not show_progress) as bar:
-        for start in range(0, len(images), chunk):
-            part = images[start : start + chunk]
-            try:
-                out[start : start + len(part)] = backbone.embed_images(part, batch_size=batch_size)
-            except ShopTheLookError:
-                for i, p in enumerate(part):  # find the bad file(s), keep the rest
-                    try:
-                        out[start + i] = backbone.embed_images([p], batch_size=1)[0]
-                    except ShopTheLookError as exc:
-                        logger.warning("skipped %s: %s", p, exc)
-                        ok[start + i] = False
-            bar.update(len(part))
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, embeddings=out, ok=ok)
-    tmp.replace(path)
+    path = _store_path(backbone, cache_dir)
+    store = _read_store(path, backbone.dim)
+    todo = sorted(set(images) - set(store))
+    if todo:
+        with tqdm(total=len(todo), desc=f"embed {backbone.name}", disable=not show_progress) as bar:
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                try:
+                    vecs = backbone.embed_images(part, batch_size=batch_size)
+                    store.update({p: (v, True) for p, v in zip(part, vecs, strict=True)})
+                except ShopTheLookError:
+                    for p in part:  # find the bad file(s), keep the rest
+                        try:
+                            store[p] = (backbone.embed_images([p], batch_size=1)[0], True)
+                        except ShopTheLookError as exc:
+                            logger.warning("skipped %s: %s", p, exc)
+                            store[p] = (np.zeros(backbone.dim, np.float32), False)
+                bar.update(len(part))
+        # another process may have added vectors meanwhile: merge before replacing the file
+        merged = {**_read_store(path, backbone.dim), **store}
+        names = sorted(merged)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, paths=np.asarray(names), ok=np.asarray([merged[n][1] for n in names]),
+                 embeddings=np.stack([merged[n][0] for n in names]).astype(np.float32))  # fmt: skip
+        tmp.replace(path)
+    out = (
+        np.stack([store[p][0] for p in images]).astype(np.float32)
+        if images
+        else np.zeros((0, backbone.dim), np.float32)
+    )
+    ok = np.asarray([store[p][1] for p in images], dtype=bool)
     return out, ok

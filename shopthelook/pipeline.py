@@ -70,6 +70,8 @@ class ShopTheLook:
             detector = create_detector(self.settings, self.taxonomy)
         self.detector = detector
         self.ranker = ranker or VisualOrderRanker()
+        if directions is not None:
+            directions.check_space(self.catalog.backbone, self.catalog.head, self.catalog.dim)
         self.directions = directions
         self._lock = threading.Lock()  # torch modules are shared; one scene at a time
         products = self.catalog.products

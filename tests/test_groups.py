@@ -23,7 +23,10 @@ from shopthelook.groups import (
 def _data(groups=12, per=5, dim=8, seed=0):
     rng = np.random.default_rng(seed)
     lab = np.repeat(np.arange(groups), per).astype(str)
-    x = rng.normal(size=(groups * per, dim)) + 1.5 * rng.normal(size=(groups, dim))[np.repeat(np.arange(groups), per)]
+    x = (
+        rng.normal(size=(groups * per, dim))
+        + 1.5 * rng.normal(size=(groups, dim))[np.repeat(np.arange(groups), per)]
+    )
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32), lab
 
@@ -132,14 +135,19 @@ def test_split_groups_disjoint_and_deterministic():
     tr, va, te = split_groups(ids, val_fraction=0.2, test_fraction=0.2, seed=7)
     assert len(va) == 10 and len(te) == 10 and len(tr) == 30
     assert not (set(tr) & set(va)) and not (set(tr) & set(te)) and not (set(va) & set(te))
-    assert (tr, va, te) == split_groups(list(reversed(ids)), val_fraction=0.2, test_fraction=0.2, seed=7)
+    assert (tr, va, te) == split_groups(
+        list(reversed(ids)), val_fraction=0.2, test_fraction=0.2, seed=7
+    )
 
 
 @pytest.mark.shared
 def test_real_group_sources(shared_root):
     data = shared_root / "data"
     clothing = load_groups("clothing", data)
-    assert clothing["group"].nunique() > 300 and clothing["image"].map(lambda p: p.startswith("/")).all()
+    assert (
+        clothing["group"].nunique() > 300
+        and clothing["image"].map(lambda p: p.startswith("/")).all()
+    )
     rooms = load_groups("ikea-rooms", data)
     assert rooms["group"].nunique() > 100
     assert load_groups("hm-customers", data)["group"].nunique() > 500

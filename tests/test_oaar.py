@@ -42,7 +42,10 @@ def tiny_clip():
 
 
 def test_prompts_use_the_right_article():
-    assert oaar_prompts("intriguing", "apple") == ("an intriguing photo of an apple", "a photo of an apple")
+    assert oaar_prompts("intriguing", "apple") == (
+        "an intriguing photo of an apple",
+        "a photo of an apple",
+    )
     assert oaar_prompts("cozy", "bed") == ("a cozy photo of a bed", "a photo of a bed")
     assert len(CIFAR100_CLASSES) == len(set(CIFAR100_CLASSES)) == 100
 
@@ -59,7 +62,11 @@ def test_oaar_directions_mechanics(tiny_clip):
     # the direction is the normalised mean of the prompt differences
     classes = ["bed", "apple", "sea"]
     small = oaar_directions(tiny_clip, ["cozy"], classes=classes)
-    diffs = [tiny_clip.embed_texts([oaar_prompts("cozy", c)[0]])[0] - tiny_clip.embed_texts([oaar_prompts("cozy", c)[1]])[0] for c in classes]
+    diffs = [
+        tiny_clip.embed_texts([oaar_prompts("cozy", c)[0]])[0]
+        - tiny_clip.embed_texts([oaar_prompts("cozy", c)[1]])[0]
+        for c in classes
+    ]
     expected = l2_normalize(np.mean(diffs, axis=0)[None])[0]
     np.testing.assert_allclose(small.vectors[0], expected, atol=1e-5)
     # an image's score is its dot product with the direction
@@ -124,7 +131,9 @@ def test_boost_standardises_and_reorders():
     std = adj.std()
     np.testing.assert_allclose(out, scores + 0.2 * (adj - adj.mean()) / std, atol=1e-6)
     assert np.argmax(boost(scores, adj, weight=1.0)) == 2
-    np.testing.assert_allclose(boost(scores, np.ones(3), weight=1.0), scores)  # no contrast, no change
+    np.testing.assert_allclose(
+        boost(scores, np.ones(3), weight=1.0), scores
+    )  # no contrast, no change
 
 
 def test_directions_save_load_and_bad_folders(tmp_path):
@@ -136,7 +145,9 @@ def test_directions_save_load_and_bad_folders(tmp_path):
     again.check_space("yolo", "identity", 24)
     with pytest.raises(HeadError, match="rebuild"):
         again.check_space("hvf", "identity", 24)
-    np.testing.assert_allclose(again.boost([0.5] * 5, x[:5], "dark"), boost(np.full(5, 0.5), x[:5] @ d.vector("dark")))
+    np.testing.assert_allclose(
+        again.boost([0.5] * 5, x[:5], "dark"), boost(np.full(5, 0.5), x[:5] @ d.vector("dark"))
+    )
     with pytest.raises(ConfigError, match="unknown adjective 'shiny'"):
         again.score(x, "shiny")
     with pytest.raises(HeadError, match="24-d"):
@@ -155,3 +166,15 @@ def test_directions_save_load_and_bad_folders(tmp_path):
         load_directions(tmp_path / "nothing")
     with pytest.raises(HeadError, match="duplicate"):
         Directions(["a", "a"], np.eye(2), "labels", "b")
+
+
+def test_cli_builds_oaar_directions_with_a_text_backbone(tmp_path, capsys):
+    from shopthelook.cli import main
+
+    out = tmp_path / "oaar"
+    code = main(["-q", "directions", "build", "--backbone", "clip:stl-tiny-test/random",
+                 "--adjectives", "cozy, vivid", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    d = load_directions(out)
+    assert d.names == ["cozy", "vivid"] and d.kind == "oaar"
+    assert d.backbone == "clip:stl-tiny-test/random" and d.source["classes"] == "cifar100"

@@ -79,7 +79,9 @@ def test_training_lowers_loss_and_raises_hit_rate(tmp_path):
 
     cfg = TrainConfig(dim_out=16, hidden=(64, 64, 64), groups_per_batch=16, max_epochs=8,
                       steps_per_epoch=20, patience=3, seed=1)  # fmt: skip
-    result = train_same(x[train], labels[train], backbone="synthetic", config=cfg, validate=validate)
+    result = train_same(
+        x[train], labels[train], backbone="synthetic", config=cfg, validate=validate
+    )
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     before = creator_hit_rate(x[test], labels[test], ks=(10,))[10]
     after = creator_hit_rate(result.head.transform(x[test]), labels[test], ks=(10,))[10]

@@ -60,7 +60,6 @@ def build_pipeline(args):
         from embedder.oaar import load_directions
 
         directions = load_directions(args.directions)
-        directions.check_space(catalog.backbone, catalog.head, catalog.dim)
     return ShopTheLook(catalog, settings, ranker=ranker, directions=directions)
 
 

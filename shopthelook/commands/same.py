@@ -66,10 +66,11 @@ def group_data(
     seed: int = 0,
     cache_dir=None,
     progress: bool = False,
+    min_members: int = 2,
 ) -> GroupData:
     """Load a group table, cap group sizes, embed with the backbone (cached), drop failures."""
     table = cap_group_sizes(load_groups(source, data_root), max_per_group, seed)
-    table = drop_small_groups(table)
+    table = drop_small_groups(table, min_members)
     emb, ok = embed_cached(
         backbone, table["image"].tolist(), cache_dir=cache_dir, show_progress=progress
     )
@@ -114,7 +115,7 @@ def _print_rates(label: str, rates: dict[int, float]) -> None:
 def cmd_train(args) -> int:
     from embedder.train_same import TrainConfig, train_same
 
-    settings = settings_from_args(args, threads=args.threads)
+    settings = settings_from_args(args)
     backbone = _backbone(args.backbone or settings.backbone, settings)
     data = group_data(args.groups, backbone, data_root=args.data_root or settings.data_root,
                       max_per_group=args.max_per_group, seed=args.seed,
@@ -135,7 +136,7 @@ def cmd_train(args) -> int:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     cfg = TrainConfig(dim_out=args.dim_out, hidden=hidden, residual=args.residual, margin=args.margin,
                       mining=args.mining, max_epochs=args.epochs, patience=args.patience, lr=args.lr,
-                      steps_per_epoch=args.steps_per_epoch, seed=args.seed, threads=settings.threads,
+                      steps_per_epoch=args.steps_per_epoch, seed=args.seed, threads=args.threads,
                       groups_per_batch=args.groups_per_batch, per_group=args.per_group)  # fmt: skip
     trained_on = {
         "groups": str(args.groups),
@@ -226,7 +227,7 @@ def cmd_lookalikes(args) -> int:
     head, backbone = _head_and_backbone(args, settings)
     data = group_data(args.groups, backbone, data_root=args.data_root or settings.data_root,
                       max_per_group=args.max_per_group, seed=args.seed,
-                      progress=show_progress(args))  # fmt: skip
+                      progress=show_progress(args), min_members=1)  # fmt: skip
     emb = head.transform(data.embeddings) if head is not None else data.embeddings
     hits = lookalikes(emb, data.table["group"].to_numpy(), args.group, k=args.k,
                       aggregate=Aggregate.parse(args.aggregate))  # fmt: skip
@@ -340,7 +341,8 @@ def register(subparsers) -> None:
     t.add_argument("--mining", default="semi-hard", choices=["semi-hard", "hard", "all"])
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--residual", action="store_true", help="output = input + learned correction")
-    t.add_argument("--threads", type=int, help="torch CPU threads (default: setting)")
+    t.add_argument("--threads", type=int, default=1,
+                   help="torch threads for training (1: the MLP is too small to gain from more)")  # fmt: skip
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="creator-lookalike HitRate@K, backbone vs backbone+SAME")
