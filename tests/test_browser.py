@@ -123,8 +123,8 @@ def _open_scene_and_click_a_product(page, base_url, scene_id, services, shot: st
     page.wait_for_url(f"**/scene/{scene_id}")
     dots = page.locator("a.dot")
     assert dots.count() >= 1
-    dots.nth(dots.count() - 1).click()  # the last dot: not the default selection when >1
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the last dot: not the default selection when >1
+        dots.nth(dots.count() - 1).click()
     cards = page.locator("li.product-card")
     assert cards.count() >= 1
     first_id = cards.first.get_attribute("data-product-id")
@@ -175,8 +175,8 @@ def test_browse_scene_click_dot_and_product(site, browser_page):
     assert page.locator("li.product-card").count() >= 1
 
     # switch user: the switcher's choice becomes the user the page ranks for
-    page.select_option("#user-select", "bob")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the switcher submits itself; wait for the new page
+        page.select_option("#user-select", "bob")
     assert "ranked for bob" in page.locator(".results h2").inner_text()
 
 
