@@ -11,6 +11,11 @@
     # the scheduling cost of one partition (a task that does nothing)
     python benchmarks/bench_scale.py overhead --workers 2 --partitions 200
 
+    # Catalog.add of 1,000 real products (their photos embedded with hvf again) into a 1M catalog, saved
+    # (needs shopthelook.catalog wired to shopthelook.ann)
+    python benchmarks/bench_scale.py catalog-add --catalogs catalogs/ikea-hvf catalogs/hm-hvf \\
+        --n 1000000 --add 1000 --out /tmp/bench_scale_catalog
+
 Every number printed is a median (or a percentile) over repeated measurements; nothing here
 asserts a speed. The machine it runs on, and what else ran, belong next to the numbers.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,8 +60,8 @@ def replicated_catalog(catalogs, n, categories, noise, seed=0):
 def noisy(x, noise, rng):
     import faiss
 
-    x = x + rng.normal(size=x.shape).astype(np.float32) * (noise / np.sqrt(x.shape[1]))
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    scale = float(noise / np.sqrt(x.shape[1]))
+    x = np.ascontiguousarray(x + rng.standard_normal(size=x.shape, dtype=np.float32) * scale)
     faiss.normalize_L2(x)
     return x
 
@@ -90,14 +96,21 @@ def cmd_index(args) -> dict:
         target_recall=args.target_recall,
         refine=args.refine,
     )
-    rescorers, indexes, specs, rows_of = {}, {}, {}, {}
+    # ids are row numbers, so the catalog's stored vectors re-score by plain indexing (as
+    # Catalog._rescore does); room for the products --add appends later
+    store = np.empty((len(x) + args.add, x.shape[1]), np.float32)
+    store[: len(x)] = x
+    x = store[: len(x)]
+    lookup = store.__getitem__ if args.refine > 1 else None
+    rescorers = {}
+    indexes, specs, rows_of = {}, {}, {}
     started = time.perf_counter()
     for cat in sorted(set(cats)):
         rows = np.flatnonzero(cats == cat)
         rows_of[cat] = rows
-        rescorers[cat] = ann.rescorer_for(x[rows], ids[rows]) if args.refine > 1 else None
+        rescorers[cat] = lookup
         indexes[cat], specs[cat] = ann.build_index(
-            x[rows], ids[rows], options=options, rescore=rescorers[cat]
+            x[rows], ids[rows], options=options, rescore=lookup
         )
     build_s = time.perf_counter() - started
     index_bytes = sum(ann.index_bytes(i) for i in indexes.values())
@@ -111,12 +124,13 @@ def cmd_index(args) -> dict:
     exact = {c: faiss.IndexFlatIP(x.shape[1]) for c in indexes}
     for c, index in exact.items():
         index.add(x[rows_of[c]])
-    hits, single, single_exact = [], [], []
+    hits, single, single_cpu, single_exact = [], [], [], []
     for q, c in zip(queries, qcats, strict=True):
         q = q[None]
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         found = ann.search(indexes[c], specs[c], q, 10, rescore=rescorers[c])[1][0]
         single.append(time.perf_counter() - t)
+        single_cpu.append(time.thread_time() - cpu)  # what a core of its own would take
         t = time.perf_counter()
         truth = rows_of[c][exact[c].search(q, 10)[1][0]]
         single_exact.append(time.perf_counter() - t)
@@ -141,6 +155,7 @@ def cmd_index(args) -> dict:
         "raw_float32_mb": round(x.nbytes / 2**20, 1),
         "recall_at_10": round(float(np.mean(hits)), 4),
         "single_query": percentiles(single),
+        "single_query_cpu_time": percentiles(single_cpu),
         "exact_single_query": percentiles(single_exact),
         "batched_ms_per_query_median": round(float(np.median(batched)) * 1e3, 4),
         "tuned": {
@@ -155,13 +170,14 @@ def cmd_index(args) -> dict:
     }
     if args.add:
         result["add"] = bench_add(
-            args, ann, x, ids, cats, real, real_cats, indexes, specs, rescorers, rows_of, rng
+            args, ann, store, cats, real, real_cats, indexes, specs, rescorers, rng
         )
     return result
 
 
-def bench_add(args, ann, x, ids, cats, real, real_cats, indexes, specs, rescorers, rows_of, rng):
+def bench_add(args, ann, store, cats, real, real_cats, indexes, specs, rescorers, rng):
     """Add --add products to the built indexes; other products' results must not move."""
+    x = store[: len(cats)]
     probe_rows = rng.choice(len(x), 500, replace=False)
     before = {
         r: ann.search(indexes[cats[r]], specs[cats[r]], x[r][None], 10, rescore=rescorers[cats[r]])[
@@ -172,14 +188,11 @@ def bench_add(args, ann, x, ids, cats, real, real_cats, indexes, specs, rescorer
     pick = rng.choice(len(real), args.add)
     new_x, new_cats = noisy(real[pick], args.noise, rng), real_cats[pick]
     new_ids = np.arange(len(x), len(x) + args.add, dtype=np.int64)
-    all_x = np.concatenate([x, new_x])
     t = time.perf_counter()
+    store[len(x) :] = new_x  # the catalog appends the new embeddings
     for c in set(new_cats):
         mine = new_cats == c
         ann.add_vectors(indexes[c], specs[c], new_x[mine], new_ids[mine])
-        if rescorers[c] is not None:
-            rows = np.concatenate([rows_of[c], len(x) + np.flatnonzero(mine)])
-            rescorers[c] = ann.rescorer_for(all_x[rows], np.concatenate([ids, new_ids])[rows])
     add_s = time.perf_counter() - t
     changed = 0
     new = set(new_ids.tolist())
@@ -194,6 +207,92 @@ def bench_add(args, ann, x, ids, cats, real, real_cats, indexes, specs, rescorer
         "seconds": round(add_s, 3),
         "probes": len(before),
         "probes_whose_old_results_moved": changed,
+    }
+
+
+# -- Catalog.add into a big catalog (needs shopthelook.catalog wired to shopthelook.ann) ---
+def cmd_catalog_add(args) -> dict:
+    import pandas as pd
+
+    from embedder import create_embedder
+    from shopthelook.catalog import FORMAT_VERSION, Catalog
+    from shopthelook.config import load_settings
+
+    if not hasattr(Catalog, "compact"):
+        raise SystemExit("shopthelook.catalog is not wired to shopthelook.ann yet")
+    settings = load_settings(backbone="hvf")
+    embedder = create_embedder(settings)
+    x, cats, _, _, _ = replicated_catalog(args.catalogs, args.n, args.categories, args.noise)
+    products = pd.DataFrame(
+        {
+            "product_id": [f"R{i:07d}" for i in range(len(x))],
+            "image": "",
+            "category": cats,
+            "name": None,
+            "row_id": np.arange(len(x), dtype=np.int64),
+        }
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "backbone": embedder.name,
+        "head": embedder.head_id,
+        "dim": embedder.dim,
+        "next_row_id": len(x),
+        "exact_index_max": args.exact_max,
+        "failures": [],
+        "source_hash": "bench",
+    }
+    t = time.perf_counter()
+    catalog = Catalog._assemble(products, x, manifest)
+    build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    catalog.save(args.out)
+    save_s = time.perf_counter() - t
+    t = time.perf_counter()
+    catalog = Catalog.load(args.out)
+    load_s = time.perf_counter() - t
+    rng = np.random.default_rng(2)
+    probes = [f"R{i:07d}" for i in rng.choice(len(x), 300, replace=False)]
+    before = {
+        p: [
+            h
+            for h, _ in catalog.search(catalog.embeddings([p]), catalog.product(p)["category"], 10)[
+                0
+            ]
+        ]
+        for p in probes
+    }
+    new = pd.concat([pd.read_parquet(Path(c) / "products.parquet") for c in args.catalogs])
+    new = new[new["category"].isin(set(cats))][["image", "category", "name"]]
+    new = new.sample(min(args.add, len(new)), random_state=0).reset_index(drop=True)
+    new["product_id"] = [f"NEW{i:05d}" for i in range(len(new))]
+    t = time.perf_counter()
+    result = catalog.add(new, embedder=embedder, settings=settings)
+    add_s = time.perf_counter() - t
+    moved, moved_recall = 0, []
+    products = catalog.products
+    for p, old in before.items():
+        category = catalog.product(p)["category"]
+        query = catalog.embeddings([p])
+        now = [h for h, _ in catalog.search(query, category, 10)[0]]
+        kept = [h for h in now if not h.startswith("NEW")]
+        if kept != old[: len(kept)]:
+            moved += 1
+            rows = np.flatnonzero(products["category"].to_numpy() == category)
+            exact = rows[np.argsort(-(catalog.vectors[rows] @ query[0]))[:10]]
+            truth = set(products["product_id"].to_numpy()[exact])
+            moved_recall.append(len(truth & set(now)) / 10)
+    return {
+        "n": len(x),
+        "assemble_s": round(build_s, 1),
+        "save_s": round(save_s, 1),
+        "load_s": round(load_s, 1),
+        "added": result["added"],
+        "add_s_total": round(add_s, 1),
+        "probes": len(probes),
+        "probes_whose_old_results_moved": moved,
+        "their_recall_at_10_after_the_add": moved_recall,
+        "kinds": sorted(set(catalog.manifest["index"].values())),
     }
 
 
@@ -222,6 +321,9 @@ def cmd_match(args) -> dict:
                 "model_load_s_per_worker": round(max(s["load_seconds"] for s in stats), 1),
                 "work_s_per_scene": round(
                     sum(s["work_seconds"] for s in stats) / max(1, summary.processed), 3
+                ),
+                "cpu_s_per_scene": round(
+                    sum(s["cpu_seconds"] for s in stats) / max(1, summary.processed), 3
                 ),
                 "failed_partitions": len(report.failed),
             }
@@ -261,7 +363,7 @@ def main() -> None:
     p.add_argument("--kind", default="auto")
     p.add_argument("--exact-max", type=int, default=20_000)
     p.add_argument("--target-recall", type=float, default=0.95)
-    p.add_argument("--refine", type=int, default=1)
+    p.add_argument("--refine", type=int, default=4, help="first refine the tuning tries (4)")
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--add", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -272,6 +374,14 @@ def main() -> None:
     m.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     m.add_argument("--partition-size", type=int, default=8)
     m.add_argument("--work", default="/tmp/bench_scale")
+    a = sub.add_parser("catalog-add")
+    a.add_argument("--catalogs", nargs="+", required=True)
+    a.add_argument("--n", type=int, default=100_000)
+    a.add_argument("--categories", type=int, default=20)
+    a.add_argument("--noise", type=float, default=0.08)
+    a.add_argument("--exact-max", type=int, default=20_000)
+    a.add_argument("--add", type=int, default=1000)
+    a.add_argument("--out", default="/tmp/bench_scale_catalog")
     o = sub.add_parser("overhead")
     o.add_argument("--workers", type=int, default=2)
     o.add_argument("--partitions", type=int, default=200)
@@ -279,7 +389,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
     Path(getattr(args, "work", "/tmp")).mkdir(parents=True, exist_ok=True)
-    result = {"index": cmd_index, "match": cmd_match, "overhead": cmd_overhead}[args.what](args)
+    commands = {
+        "index": cmd_index,
+        "match": cmd_match,
+        "overhead": cmd_overhead,
+        "catalog-add": cmd_catalog_add,
+    }
+    result = commands[args.what](args)
+    result["load_average_1_5_15"] = [round(v, 1) for v in os.getloadavg()]
+    result["cpus"] = os.cpu_count()
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

@@ -43,6 +43,10 @@ EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 TOMBSTONE = -1
 #: compact when this share of an index is tombstones
 COMPACT_TOMBSTONE_SHARE = 0.10
+#: the most candidates per result the tuning may re-score exactly
+MAX_REFINE = 32
+#: adds an index absorbs before compaction re-tunes it (each widens the re-scored pool)
+MAX_ADDED = 2000
 #: an IVF trained for n vectors serves up to this many times n before it is retrained
 IVF_GROWTH_LIMIT = 4.0
 
@@ -64,6 +68,8 @@ class IndexSpec:
     tuning_queries: int = 0
     train_size: int = 0
     build_seconds: float = 0.0
+    #: ids added since the index was tuned (the re-scored pool makes room for them)
+    added_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +98,7 @@ class IndexOptions:
     target_recall: float = 0.95
     k: int = 10
     tuning_queries: int = 200
-    refine: int = 1  # re-score k*refine candidates exactly (needs a rescorer at search time)
+    refine: int = 4  # re-score k*refine candidates exactly (needs a rescorer at search time)
     train_max: int = 50_000
     hnsw_m: int = 32
     ef_construction: int = 64
@@ -100,14 +106,15 @@ class IndexOptions:
 
 
 def choose_kind(n: int, options: IndexOptions) -> str:
+    """flat up to exact_max; above it the asked-for kind, or by size when "auto"."""
+    if options.kind not in ("auto", *KINDS):
+        raise CatalogError(
+            f"unknown index kind {options.kind!r}; choose auto or one of {', '.join(KINDS)}"
+        )
+    if options.kind == "flat" or n <= max(options.exact_max, options.k, 256):
+        return "flat"  # 256: too few vectors to train quantizers on
     if options.kind != "auto":
-        if options.kind not in KINDS:
-            raise CatalogError(
-                f"unknown index kind {options.kind!r}; choose one of {', '.join(KINDS)}"
-            )
-        return "flat" if n <= max(options.k, 256) else options.kind  # too few to train on
-    if n <= options.exact_max:
-        return "flat"
+        return options.kind
     return "ivf-pq" if n >= options.pq_min else "ivf-sq8"
 
 
@@ -227,30 +234,75 @@ def _pq_subquantizers(dim: int) -> int:
 
 
 def _tune(index, spec: IndexSpec, vectors, ids, queries, options: IndexOptions, rescore) -> None:
-    """Raise nprobe / efSearch until recall@k against exact search meets the target."""
+    """Choose the fastest (refine, nprobe | efSearch) whose recall@k meets the target.
+
+    Codes rank near-duplicates poorly: re-scoring more candidates exactly (refine) is often far
+    cheaper than probing more lists, so each refine (doubling from options.refine) gets the
+    smallest search breadth that meets the target, and the fastest pair measured wins.
+    """
     k = options.k
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     exact = faiss.IndexFlatIP(spec.dim)
     exact.add(vectors)
     truth = [set(ids[r[r >= 0]].tolist()) for r in exact.search(queries, k)[1]]
     spec.tuning_queries = len(queries)
-    if rescore is None and int(spec.params.get("refine", 1)) > 1:
-        rescore = rescorer_for(vectors, ids)
     if spec.kind == "hnsw":
         name, ladder = "efSearch", [v for v in EF_LADDER if v >= k]
     else:
         name, ladder = "nprobe", [p for p in NPROBE_LADDER if p <= spec.params["nlist"]]
-    for value in ladder:
-        spec.params[name] = int(value)
-        apply_search_params(index, spec)
-        found = search(index, spec, queries, k, rescore=rescore)[1]
-        hits = [
-            len(truth_row & set(row.tolist())) / max(1, len(truth_row))
-            for row, truth_row in zip(found, truth, strict=True)
-        ]
-        spec.recall = round(float(np.mean(hits)), 4)
-        if spec.recall >= options.target_recall:
-            break
+    first = int(spec.params.get("refine", 1))
+    refines = [first * 2**i for i in range(6) if first * 2**i <= MAX_REFINE] if first > 1 else [1]
+    if first > 1 and rescore is None:
+        rescore = rescorer_for(vectors, ids)
+    best: tuple[float, int, int, float] | None = None  # seconds, refine, breadth, recall
+    closest = (-1.0, first, ladder[-1])  # recall, refine, breadth: if nothing meets the target
+    for refine in refines:
+        seen: list[float] = []
+        for value in ladder:
+            spec.params.update({name: int(value), "refine": refine})
+            apply_search_params(index, spec)
+            started = time.perf_counter()
+            found = search(index, spec, queries, k, rescore=rescore)[1]
+            seconds = time.perf_counter() - started
+            recall = float(
+                np.mean(
+                    [
+                        len(t & set(row.tolist())) / max(1, len(t))
+                        for row, t in zip(found, truth, strict=True)
+                    ]
+                )
+            )
+            closest = max(closest, (recall, refine, int(value)))
+            seen.append(recall)
+            if best is not None and seconds > best[0]:
+                break  # wider searches at this refine are slower than the best found
+            if len(seen) > 3 and seen[-1] - seen[-4] < 0.005 and recall < options.target_recall:
+                break  # recall has stopped rising with breadth: the codes are the limit
+            if recall >= options.target_recall:
+                if best is None or seconds < best[0]:
+                    best = (seconds, refine, int(value), recall)
+                break
+        if best is not None and best[1] == refine and best[2] == ladder[0]:
+            break  # the narrowest search already suffices: more re-scoring only costs
+    recall, refine, value = (best[3], best[1], best[2]) if best else closest
+    spec.params.update({name: value, "refine": refine})
+    spec.recall = round(recall, 4)
+
+
+def spec_of(index: faiss.Index) -> IndexSpec:
+    """An IndexSpec read off an index saved without one (catalogs from before index_params)."""
+    inner = _inner(index)
+    dim, n = int(index.d), int(index.ntotal)
+    if isinstance(inner, faiss.IndexHNSW):
+        return IndexSpec("hnsw", dim, n, {"efSearch": int(inner.hnsw.efSearch), "refine": 1})
+    try:
+        ivf = faiss.extract_index_ivf(inner)
+    except RuntimeError:
+        return IndexSpec("flat", dim, n)
+    kind = "ivf-pq" if isinstance(faiss.downcast_index(ivf), faiss.IndexIVFPQ) else "ivf-sq8"
+    return IndexSpec(
+        kind, dim, n, {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe), "refine": 1}
+    )
 
 
 def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
@@ -289,8 +341,16 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, ids) per query; tombstones excluded, exact re-scoring when refined."""
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    refine = int(spec.params.get("refine", 1)) if rescore is not None else 1
-    fetch = min(max(k, k * refine), max(1, index.ntotal))
+    refine = int(spec.params.get("refine", 1))
+    if refine > 1 and rescore is None:
+        refine = 1
+        _warn_once(
+            f"{spec.kind} index tuned with exact re-scoring searched without vectors to "
+            "re-score: recall is below the tuned value"
+        )
+    pool = max(k, k * refine)
+    widen = refine > 1 and spec.kind != "hnsw" and bool(spec.added_ids)
+    fetch = min(pool + (len(spec.added_ids) if widen else 0), max(1, index.ntotal))
     params = None
     if spec.kind == "hnsw":  # the selector skips tombstones (a no-op when there are none)
         ef = max(int(spec.params.get("efSearch", 64)), fetch)
@@ -298,9 +358,37 @@ def search(
     scores, ids = (
         index.search(queries, fetch, params=params) if params else index.search(queries, fetch)
     )
+    if widen:
+        ids = _pool_as_tuned(ids, np.asarray(spec.added_ids, np.int64), pool)
     if refine > 1:
         scores, ids = _rescore(queries, ids, rescore, k)
     return scores[:, :k], ids[:, :k]
+
+
+def _pool_as_tuned(ids: np.ndarray, added: np.ndarray, pool: int) -> np.ndarray:
+    """The candidate pool the index had when tuned, plus the added ids that rank within it.
+
+    An IVF list keeps every code where it was, so each added vector can push at most one
+    earlier candidate past the pool's end; fetching len(added) more and keeping the first
+    ``pool`` earlier ones restores the tuned pool exactly. Other products' results then change
+    only by new products entering them (the catalog's "add changes nothing else" guarantee).
+    """
+    out = np.full_like(ids, -1)
+    for q, row in enumerate(ids):
+        new = np.isin(row, added)
+        keep = (row >= 0) & (new | (np.cumsum(~new) <= pool))
+        kept = row[keep]
+        out[q, : len(kept)] = kept
+    return out
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 def _rescore(queries, ids, rescore: Rescorer, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -332,6 +420,7 @@ def rescorer_for(vectors: np.ndarray, ids: np.ndarray) -> Rescorer:
 def add_vectors(index: faiss.Index, spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray) -> None:
     """Add without retraining (IVF keeps its lists, so no other product's results move)."""
     if len(ids):
+        spec.added_ids.extend(int(i) for i in ids)
         index.add_with_ids(
             np.ascontiguousarray(vectors, dtype=np.float32),
             np.ascontiguousarray(ids, dtype=np.int64),
@@ -393,9 +482,11 @@ def needs_compaction(
         return f"{dead} of {index.ntotal} vectors are deleted tombstones"
     if spec.kind == "flat" and live > 2 * options.exact_max:
         return f"exact index holds {live} vectors (> 2 x exact_max {options.exact_max})"
+    if spec.kind != "flat" and len(spec.added_ids) > MAX_ADDED:
+        return f"{len(spec.added_ids)} vectors added since it was tuned"
     if spec.kind != "flat" and live > IVF_GROWTH_LIMIT * max(1, spec.n):
         return f"grew from {spec.n} to {live} vectors since it was trained"
-    if spec.kind != "flat" and options.kind == "auto" and live <= options.exact_max // 2:
+    if spec.kind != "flat" and live <= options.exact_max // 2:
         return f"shrank to {live} vectors: an exact index is smaller and exact"
     return None
 

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _match_partition(
     mark_attempt(job_dir, part.name)
     t0 = time.perf_counter()
     pipeline = worker_cached(spec.key(), spec.build)
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), time.process_time()
     lines, stats = [], {"scenes": 0, "failures": 0, "objects": 0, "with_objects": 0, "errors": []}
     for scene_id, image in part.payload:
         record, found = _match_scene(pipeline, scene_id, image, top_k, adjective)
@@ -114,7 +115,11 @@ def _match_partition(
     out = Path(job_dir) / "parts" / f"{part.name}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, lambda p: p.write_text("".join(line + "\n" for line in lines)))
-    stats.update(load_seconds=t1 - t0, work_seconds=time.perf_counter() - t1)
+    stats.update(
+        load_seconds=t1 - t0,
+        work_seconds=time.perf_counter() - t1,
+        cpu_seconds=time.process_time() - cpu,
+    )
     return stats
 
 
@@ -331,12 +336,24 @@ def distributed_train_ranker(
         "feature_name": list(FEATURES),
         "categorical_feature": [FEATURES.index(c) for c in CATEGORICAL],
     }
+    # A column that is NaN in every training row crashes the workers (SIGSEGV while they agree
+    # on feature bins; seen with lightgbm 4.7). Such a feature can never be split on, so a
+    # constant in its place trains the same trees.
+    dead = np.isnan(X).all(axis=0) if len(X) else np.zeros(X.shape[1], bool)
+    if dead.any():
+        X = np.where(dead, np.float32(0), X)
+        if valid is not None:
+            valid = (np.where(dead, np.float32(0), valid[0]), *valid[1:])
     Xd, yd, gd = _dask_arrays(X, y, sizes, workers)
     if valid is not None and len(valid[2]):
         Xv, yv, gv = _dask_arrays(*valid, workers)
         fit_kwargs.update(eval_X=(Xv,), eval_y=(yv,), eval_group=[gv], eval_at=[10])
     started = time.perf_counter()
-    model = DaskLGBMRanker(client=client, **params).fit(Xd, yd, group=gd, **fit_kwargs)
+    with warnings.catch_warnings():  # lightgbm.dask sets threads per worker itself
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+        # the feature matrix is built on this machine and shipped once; that is the design
+        warnings.filterwarnings("ignore", message="Large object of size")
+        model = DaskLGBMRanker(client=client, **params).fit(Xd, yd, group=gd, **fit_kwargs)
     booster = model.booster_
     curve = (getattr(model, "evals_result_", None) or {}).get("valid_0", {}).get("ndcg@10")
     booster.best_iteration = int(np.argmax(curve)) + 1 if curve else booster.current_iteration()
@@ -347,6 +364,7 @@ def distributed_train_ranker(
         "train_groups": int(len(sizes)),
         "params": params,
         "dask_workers": workers,
+        "constant_nan_features": [FEATURES[i] for i in np.flatnonzero(dead)],
     }
     return booster, info
 

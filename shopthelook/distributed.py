@@ -96,13 +96,26 @@ def get_client(
         ) from None
 
 
+def dashboard_link(client) -> str | None:
+    """The dashboard address, when the cluster serves one (it needs bokeh installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None and _is_local(client):
+        return None  # a LocalCluster without bokeh has no dashboard behind the link
+    return client.dashboard_link or None
+
+
+def _is_local(client) -> bool:
+    return getattr(client, "cluster", None) is not None  # a cluster this process started
+
+
 @contextmanager
 def dask_client(scheduler: str, *, announce: bool = False, **kwargs: Any) -> Iterator[Any]:
     """A client for the ``with`` block; ``announce`` prints the dashboard address to stderr."""
     client = get_client(scheduler, **kwargs)
     try:
-        if announce and client.dashboard_link:
-            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        if announce and dashboard_link(client):
+            print(f"Dask dashboard: {dashboard_link(client)}", file=sys.stderr)
         yield client
     finally:
         client.close()
@@ -224,7 +237,6 @@ def run_partitions(
     todo = [p for p in partitions if not done(p)]
     report.done_before = len(partitions) - len(todo)
     by_key: dict[str, tuple[Partition, int]] = {}
-    errors: dict[int, list[str]] = {}
 
     def submit(part: Partition, attempt: int):
         future = client.submit(
@@ -248,7 +260,6 @@ def run_partitions(
             bar.update(1)
         except Exception as exc:  # a task error or a KilledWorker: retry, then report
             message = f"{type(exc).__name__}: {exc}"
-            errors.setdefault(part.number, []).append(message)
             log.warning("partition #%d attempt %d failed: %s", part.number, attempt, message)
             if attempt <= retries and not isinstance(exc, ShopTheLookError):
                 pending.add(submit(part, attempt + 1))

@@ -59,8 +59,10 @@ def test_kind_follows_size():
     assert ann.choose_kind(1000, options) == "flat"
     assert ann.choose_kind(1001, options) == "ivf-sq8"
     assert ann.choose_kind(100_000, options) == "ivf-pq"
-    assert ann.choose_kind(5000, ann.IndexOptions(kind="hnsw")) == "hnsw"
-    assert ann.choose_kind(50, ann.IndexOptions(kind="hnsw")) == "flat"  # too few to train
+    assert ann.choose_kind(5000, ann.IndexOptions(exact_max=1000, kind="hnsw")) == "hnsw"
+    assert ann.choose_kind(900, ann.IndexOptions(exact_max=1000, kind="hnsw")) == "flat"
+    assert ann.choose_kind(200, ann.IndexOptions(exact_max=10, kind="hnsw")) == "flat"  # too few
+    assert ann.choose_kind(5000, ann.IndexOptions(exact_max=1000, kind="flat")) == "flat"
     with pytest.raises(CatalogError, match="unknown index kind 'annoy'"):
         ann.choose_kind(5000, ann.IndexOptions(kind="annoy"))
 
@@ -76,10 +78,11 @@ def test_small_category_is_exact(data):
 @pytest.mark.parametrize("kind", ["ivf-sq8", "hnsw"])
 def test_approximate_index_is_tuned_to_the_target_recall_on_fresh_queries(data, fresh, kind):
     x, ids = data
+    rescore = ann.rescorer_for(x, ids)
     index, spec = ann.build_index(x, ids, exact_max=1000, kind=kind, target_recall=0.95)
     assert spec.kind == kind and spec.target_met and spec.recall >= 0.95
     assert spec.params["nprobe" if kind == "ivf-sq8" else "efSearch"] >= 1
-    _, found = ann.search(index, spec, fresh, 10)  # never seen by the tuning
+    _, found = ann.search(index, spec, fresh, 10, rescore=rescore)  # never seen by the tuning
     assert recall(found, exact_top(x, ids, fresh, 10)) >= 0.92
     # SQ8 codes are a quarter of float32; an HNSW graph adds ~8*M bytes per vector on top
     bound = x.nbytes / 3 if kind == "ivf-sq8" else len(x) * (x.shape[1] + 8 * 32 + 64)
@@ -101,6 +104,17 @@ def test_spec_and_index_survive_a_save_and_load(data):
         ann.IndexSpec.from_dict({**spec.to_dict(), "kind": "lsh"})
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf-sq8", "ivf-pq", "hnsw"])
+def test_an_index_saved_without_a_spec_describes_itself(data, kind):
+    x, ids = data
+    index, spec = ann.build_index(x[:3000], ids[:3000], exact_max=1000, kind=kind, refine=1)
+    loaded = faiss.deserialize_index(faiss.serialize_index(index))
+    found = ann.spec_of(loaded)
+    assert (found.kind, found.n, found.dim) == (kind, 3000, x.shape[1])
+    key = {"flat": None, "hnsw": "efSearch"}.get(kind, "nprobe")
+    assert key is None or found.params[key] == spec.params[key]
+
+
 def test_pq_with_exact_refinement_meets_the_target_in_less_memory(data):
     x, ids = data
     rescore = ann.rescorer_for(x, ids)
@@ -112,6 +126,32 @@ def test_pq_with_exact_refinement_meets_the_target_in_less_memory(data):
         scores[:, 0], np.einsum("ij,ij->i", x[:50], rescore(found[:, 0])), rtol=1e-5
     )
     assert ann.index_bytes(index) < x.nbytes / 2
+
+
+def test_near_duplicates_make_the_tuning_rescore_more_candidates():
+    """~130 noisy copies per product (a replicated catalog): 8-bit codes cannot order copies,
+    probing more lists does not help, re-scoring more candidates does."""
+    rng = np.random.default_rng(0)
+    base = unit(60, seed=4)
+
+    def copies(n):
+        x = (
+            base[rng.integers(0, len(base), n)]
+            + rng.normal(size=(n, 32)).astype(np.float32) * 0.005
+        )
+        x = x.astype(np.float32)
+        faiss.normalize_L2(x)
+        return x
+
+    x, queries = copies(8000), copies(300)
+    ids = np.arange(len(x), dtype=np.int64)
+    rescore = ann.rescorer_for(x, ids)
+    index, spec = ann.build_index(x, ids, exact_max=1000, refine=4, rescore=rescore)
+    assert spec.params["refine"] > 4 and spec.recall >= 0.95
+    _, found = ann.search(index, spec, queries, 10, rescore=rescore)
+    assert recall(found, exact_top(x, ids, queries, 10)) >= 0.93
+    _, codes_only = ann.build_index(x, ids, exact_max=1000, refine=1)
+    assert codes_only.recall < 0.5  # what the same index reaches without re-scoring
 
 
 def test_build_refuses_mismatched_ids(data):
@@ -133,6 +173,38 @@ def test_adding_to_ivf_moves_no_other_result(data):
     for old, now in zip(before, after, strict=True):
         kept = [i for i in now if i not in new]
         assert kept == list(old[: len(kept)])  # old results keep their order; new ones slot in
+
+
+def test_adding_near_duplicates_to_a_rescored_ivf_moves_no_other_result():
+    """New products right beside old ones take places in the re-scored candidate pool; the
+    search makes room for exactly them, so old results only make way for new products."""
+    rng = np.random.default_rng(1)
+    base = unit(60, seed=4)
+
+    def copies(n):
+        x = base[rng.integers(0, 60, n)] + rng.normal(size=(n, 32)).astype(np.float32) * 0.01
+        x = x.astype(np.float32)
+        faiss.normalize_L2(x)
+        return x
+
+    store = np.concatenate([copies(8000), copies(2000)])
+    ids = np.arange(len(store), dtype=np.int64)
+    index, spec = ann.build_index(
+        store[:8000], ids[:8000], exact_max=1000, rescore=store.__getitem__
+    )
+    assert spec.params["refine"] > 1
+    probes = store[:500]
+    before = ann.search(index, spec, probes, 10, rescore=store.__getitem__)[1]
+    ann.add_vectors(index, spec, store[8000:], ids[8000:])
+    assert len(spec.added_ids) == 2000
+    after = ann.search(index, spec, probes, 10, rescore=store.__getitem__)[1]
+    entered = 0
+    for old, now in zip(before, after, strict=True):
+        kept = [i for i in now if i < 8000]
+        assert kept == list(old[: len(kept)])
+        entered += len(kept) < 10
+    assert entered > 100  # new products did enter many results
+    assert ann.IndexSpec.from_dict(spec.to_dict()).added_ids == spec.added_ids  # in the manifest
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf-sq8"])
@@ -175,21 +247,23 @@ def test_compaction_is_asked_for_when_a_kind_no_longer_fits_the_size(data):
     assert "exact index holds 3000" in ann.needs_compaction(flat, flat_spec, options)
     ivf, ivf_spec = ann.build_index(x[:1200], ids[:1200], options=ann.IndexOptions(exact_max=1000))
     ann.add_vectors(ivf, ivf_spec, x[1200:], ids[1200:])
-    assert "grew from 1200" in ann.needs_compaction(ivf, ivf_spec, options)
+    assert "4800 vectors added since it was tuned" in ann.needs_compaction(ivf, ivf_spec, options)
 
 
 def test_tuning_can_use_real_queries(data, fresh):
     x, ids = data
-    index, spec = ann.build_index(x, ids, exact_max=1000, kind="hnsw", tune_queries=fresh[:200])
+    index, spec = ann.build_index(
+        x, ids, exact_max=1000, kind="hnsw", tune_queries=fresh[:200], refine=1
+    )
     assert spec.tuning_queries == 200 and spec.recall >= 0.95
-    _, found = ann.search(index, spec, fresh[200:], 10)
+    _, found = ann.search(index, spec, fresh[200:], 10)  # no re-scoring: the graph alone
     assert recall(found, exact_top(x, ids, fresh[200:], 10)) >= 0.92
 
 
 # -- the catalog on these indexes (runs once shopthelook.catalog is wired to shopthelook.ann) --
 def wired_catalog(folder, n=3000, kind="auto"):
     """A saved 'hvf' catalog of n synthetic products in two categories, big enough for ANN."""
-    from shopthelook.catalog import Catalog
+    from shopthelook.catalog import FORMAT_VERSION, Catalog
 
     if not hasattr(Catalog, "compact"):
         pytest.skip(
@@ -210,7 +284,7 @@ def wired_catalog(folder, n=3000, kind="auto"):
         }
     )
     manifest = {
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "backbone": embedder.name,
         "head": embedder.head_id,
         "dim": embedder.dim,
@@ -261,6 +335,11 @@ def test_catalog_add_leaves_other_results_alone_and_remove_deletes(tmp_path):
         assert kept == old[: len(kept)]
     with pytest.raises(CatalogError, match="already in the catalog"):
         catalog.add(table, embedder=embedder)
+    assert catalog.add(table, embedder=embedder, replace=True)["replaced"] == 6  # updated
+    assert (
+        len(catalog) == 3006
+        and catalog.search(catalog.embeddings(["P200"]), "chair", 1)[0][0][0] == "P200"
+    )
     with pytest.raises(CatalogError, match="not in the catalog"):
         catalog.remove(["S99999"])
     gone = [f"S{i:05d}" for i in range(1, 31, 3)]

@@ -212,15 +212,18 @@ def test_embed_products_matches_the_serial_embedding_and_records_bad_images(clie
 
 
 def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
-    from ranker.features import FEATURES
+    from ranker.features import CATEGORICAL, FEATURES
     from ranker.train import TrainConfig
     from shopthelook.distributed import distributed_train_ranker
 
     rng = np.random.default_rng(0)
     sizes = np.full(60, 10)
     X = rng.normal(size=(int(sizes.sum()), len(FEATURES))).astype(np.float32)
-    X[:, :2] = rng.integers(0, 3, size=(len(X), 2))  # the categorical columns
-    relevance = X[:, 5] + 0.3 * rng.normal(size=len(X))
+    for name in CATEGORICAL:
+        X[:, FEATURES.index(name)] = rng.integers(0, 3, size=len(X))
+    X[:, FEATURES.index(CATEGORICAL[0])] = np.nan  # unknown for every row: crashed lightgbm.dask
+    signal_column = next(i for i, f in enumerate(FEATURES) if f not in CATEGORICAL)
+    relevance = X[:, signal_column] + 0.3 * rng.normal(size=len(X))
     y = np.zeros(len(X))
     for g in range(len(sizes)):  # the best item of each query group is the positive
         rows = slice(g * 10, g * 10 + 10)
@@ -229,6 +232,7 @@ def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
     valid = (X[:200], y[:200], sizes[:20])
     booster, info = distributed_train_ranker(client, X, y, sizes, valid, config)
     assert info["dask_workers"] == 2 and 1 <= info["best_iteration"] <= 30
+    assert info["constant_nan_features"] == [CATEGORICAL[0]]
     scores = booster.predict(X, num_iteration=booster.best_iteration)
     hits = np.mean(
         [
@@ -237,3 +241,40 @@ def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
         ]
     )
     assert hits > 0.5  # learnt the signal (chance is 0.1)
+
+
+def test_a_stopped_catalog_build_embeds_only_the_partitions_left(client, world):
+    from embedder import create_embedder
+    from shopthelook.catalog import embed_products
+    from shopthelook.config import load_settings
+    from shopthelook.distributed import stable_key
+
+    root, catalog, scenes = world
+    settings = load_settings(backbone="hvf")
+    paths = list(catalog.products["image"])
+    # what a build stopped after its first partition leaves (marked so a rerun would show)
+    signature = stable_key(paths, settings.backbone, settings.head, 4, settings.max_image_pixels)
+    parts = root / "resume" / f"embed-{signature}" / "parts"
+    parts.mkdir(parents=True)
+    kept = np.full((4, catalog.dim), 0.5, np.float32)
+    np.savez(parts / "part-00000.npz", vectors=kept, ok=np.arange(4), failures=np.array("[]"))
+    vectors, ok, failures = distributed_embed_products(
+        client, paths, settings=settings, work_dir=root / "resume", partition_size=4
+    )
+    assert ok == list(range(len(paths))) and not failures
+    np.testing.assert_array_equal(vectors[:4], kept)  # not embedded again
+    expected, _, _ = embed_products(paths[4:], create_embedder(settings), settings=settings)
+    np.testing.assert_allclose(vectors[4:], expected, atol=1e-5)
+
+
+def test_scheduler_flag_alone_means_a_local_cluster():
+    import argparse
+
+    from shopthelook.commands.scale import add_scheduler_arguments
+
+    parser = argparse.ArgumentParser()
+    add_scheduler_arguments(parser)
+    assert parser.parse_args([]).scheduler is None  # in this process, as before
+    assert parser.parse_args(["--scheduler"]).scheduler == "local"
+    args = parser.parse_args(["--scheduler", "tcp://head:8786", "--partition-size", "64"])
+    assert (args.scheduler, args.partition_size) == ("tcp://head:8786", 64)

@@ -34,9 +34,12 @@ def add_scheduler_arguments(p, default: str | None = None) -> None:
 
     p.add_argument(
         "--scheduler",
+        nargs="?",
+        const="local",
         default=default,
         metavar="local[:N]|tcp://HOST:PORT",
-        help=f"run on Dask: {SCHEDULER_HELP}" + ("" if default else " (default: in this process)"),
+        help=f"run on Dask: {SCHEDULER_HELP}; alone: 'local'"
+        + ("" if default else " (without it: in this process)"),
     )
     p.add_argument(
         "--partition-size",
@@ -58,7 +61,7 @@ def add_compact_parser(catalog_subparsers) -> None:
 def cmd_check(args) -> int:
     import os
 
-    from shopthelook.distributed import dask_client
+    from shopthelook.distributed import dashboard_link, dask_client
 
     with dask_client(args.scheduler) as client:
         pids = client.run(os.getpid)
@@ -70,8 +73,8 @@ def cmd_check(args) -> int:
                 f"  {address}  threads {worker.get('nthreads')}  "
                 f"memory {memory / 2**30:.1f} GiB  pid {pids.get(address)}"
             )
-        if client.dashboard_link:
-            print(f"dashboard: {client.dashboard_link}")
+        link = dashboard_link(client)
+        print(f"dashboard: {link}" if link else "dashboard: none (install bokeh to get one)")
     return 0
 
 
@@ -82,12 +85,12 @@ def cmd_compact(args) -> int:
     rebuilt = catalog.compact(force=args.all)
     if not rebuilt:
         print(f"catalog {args.catalog}: every index is compact")
+    else:
+        print(f"catalog {args.catalog}: rebuilt {len(rebuilt)} index(es)")
     for category, reason in rebuilt.items():
         spec = catalog.manifest["index_params"][category]
-        print(
-            f"  {category}: rebuilt ({reason}) -> {spec['kind']}, {spec['n']} vectors, "
-            f"params {spec['params']}, recall@{spec['k']} {spec['recall']}"
-        )
+        tuned = f", {spec['params']}, recall@{spec['k']} {spec['recall']}" if spec["recall"] else ""
+        print(f"  {category}: {reason} -> {spec['kind']}, {spec['n']} vectors{tuned}")
     return 0
 
 
