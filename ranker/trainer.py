@@ -94,6 +94,7 @@ def train_from_events(
     catalog_prices=None,
     products=None,
     show_progress: bool = False,
+    fit_fn=None,
 ) -> TrainResult:
     config = config or TrainConfig()
     split = split or time_split(events, windows=config.windows)
@@ -137,7 +138,7 @@ def train_from_events(
     }
     X, y, sizes = matrix(labelled, builders)
     Xv, yv, sv = matrix(valid, builders, drop_unlabelled=True)
-    booster, info = fit(X, y, sizes, (Xv, yv, sv) if len(sv) else None, config)
+    booster, info = (fit_fn or fit)(X, y, sizes, (Xv, yv, sv) if len(sv) else None, config)
     if config.refit and len(sv):
         # the validation windows are the most recent: too valuable to leave out of the model
         rounds = max(info["best_iteration"], 10)

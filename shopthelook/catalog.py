@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from shopthelook import ann
 from shopthelook.errors import CatalogError, ImageError
 from shopthelook.product_table import prepare_product_table
 
@@ -47,20 +48,11 @@ def _index_file_name(category: str, used: set[str]) -> str:
     return f"{name}.faiss"
 
 
-def _make_index(vectors: np.ndarray, ids: np.ndarray, exact_max: int) -> tuple[faiss.Index, str]:
-    dim = vectors.shape[1]
-    if len(vectors) <= exact_max:
-        inner: faiss.Index = faiss.IndexFlatIP(dim)
-        kind = "flat"
-    else:
-        inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = 80
-        inner.hnsw.efSearch = 128
-        kind = "hnsw"
-    index = faiss.IndexIDMap2(inner)
-    if len(vectors):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
-    return index, kind
+def _index_options(manifest: dict[str, Any]) -> ann.IndexOptions:
+    return ann.IndexOptions(
+        exact_max=int(manifest.get("exact_index_max", 20_000)),
+        kind=str(manifest.get("index_kind", "auto")),
+    )
 
 
 def weights_fingerprint(backbone: str, weights: str) -> str | None:
@@ -95,6 +87,14 @@ class Catalog:
         self.manifest = manifest
         self.indexes = indexes
         self.path = path
+        params = manifest.get("index_params", {})
+        # catalogs saved before index_params: the index file itself says what it is
+        self.specs = {
+            c: ann.IndexSpec.from_dict(params[c]) if c in params else ann.spec_of(index)
+            for c, index in indexes.items()
+        }
+        for category, index in indexes.items():
+            ann.apply_search_params(index, self.specs[category])
         self._reindex_rows()
 
     def _reindex_rows(self) -> None:
@@ -150,12 +150,16 @@ class Catalog:
         index = self.indexes.get(category)
         if index is None or index.ntotal == 0 or k <= 0:
             return [[] for _ in range(len(queries))]
-        scores, ids = index.search(queries, min(k, index.ntotal))
+        scores, ids = ann.search(index, self.specs[category], queries, k, rescore=self._rescore)
         pids = self.products["product_id"].to_numpy()
         out = []
         for srow, irow in zip(scores, ids):
             out.append([(pids[self._row_of_id[i]], float(s)) for s, i in zip(srow, irow) if i >= 0])
         return out
+
+    def _rescore(self, row_ids: np.ndarray) -> np.ndarray:
+        """Stored float32 vectors by row id: approximate candidates are re-scored exactly."""
+        return self.vectors[[self._row_of_id[int(i)] for i in row_ids]]
 
     def search_categories(
         self, query: np.ndarray, categories: Sequence[str] | None, k: int
@@ -181,6 +185,7 @@ class Catalog:
         settings=None,
         show_progress: bool = False,
         source: str | None = None,
+        embed=None,
     ) -> Catalog:
         from shopthelook.config import Settings
 
@@ -189,7 +194,7 @@ class Catalog:
         products = prepare_product_table(
             table, taxonomy=taxonomy, images_root=images_root, label=source
         )
-        vectors, ok, failures = embed_products(
+        vectors, ok, failures = (embed or embed_products)(
             products["image"].tolist(), embedder, settings=settings, show_progress=show_progress
         )
         products = products.loc[ok].reset_index(drop=True)
@@ -205,6 +210,7 @@ class Catalog:
             "source_hash": _table_hash(products),
             "next_row_id": int(len(products)),
             "exact_index_max": int(settings.exact_index_max),
+            "index_kind": settings.index_kind,
             "failures": failures,
             "build_seconds": round(time.perf_counter() - started, 2),
         }
@@ -218,17 +224,22 @@ class Catalog:
         cls, products: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any]
     ) -> Catalog:
         indexes: dict[str, faiss.Index] = {}
-        kinds: dict[str, str] = {}
-        exact_max = int(manifest.get("exact_index_max", 20_000))
+        specs: dict[str, ann.IndexSpec] = {}
+        options = _index_options(manifest)
         for category, rows in products.groupby("category", sort=True).indices.items():
-            index, kind = _make_index(vectors[rows], products["row_id"].to_numpy()[rows], exact_max)
-            indexes[str(category)] = index
-            kinds[str(category)] = kind
-        manifest = dict(manifest)
-        manifest["counts"] = {c: int(i.ntotal) for c, i in indexes.items()}
-        manifest["index"] = kinds
-        manifest["n_products"] = int(len(products))
-        return cls(products, vectors, manifest, indexes)
+            indexes[str(category)], specs[str(category)] = ann.build_index(
+                vectors[rows], products["row_id"].to_numpy()[rows], options=options
+            )
+        manifest = dict(manifest, index_params={c: s.to_dict() for c, s in specs.items()})
+        catalog = cls(products, vectors, manifest, indexes)
+        catalog._refresh_manifest()
+        return catalog
+
+    def _refresh_manifest(self) -> None:
+        self.manifest["counts"] = {c: ann.live_count(i) for c, i in self.indexes.items()}
+        self.manifest["index"] = {c: s.kind for c, s in self.specs.items()}
+        self.manifest["index_params"] = {c: s.to_dict() for c, s in self.specs.items()}
+        self.manifest["n_products"] = int(len(self.products))
 
     def save(self, out: str | Path) -> None:
         out = Path(out)
@@ -352,12 +363,20 @@ class Catalog:
             self._drop(set(new["product_id"]))
         start = int(self.manifest.get("next_row_id", len(self.products)))
         new["row_id"] = np.arange(start, start + len(new), dtype=np.int64)
-        products = pd.concat([self.products, new], ignore_index=True)
-        all_vectors = np.concatenate([self.vectors, vectors]) if len(new) else self.vectors
-        manifest = dict(
-            self.manifest, next_row_id=start + len(new), source_hash=_table_hash(products)
-        )
-        self._replace_with(Catalog._assemble(products, all_vectors, manifest))
+        self.products = pd.concat([self.products, new], ignore_index=True)
+        self.vectors = np.concatenate([self.vectors, vectors]) if len(new) else self.vectors
+        self._reindex_rows()
+        options = _index_options(self.manifest)
+        for category, rows in new.groupby("category", sort=True).indices.items():
+            category, ids = str(category), new["row_id"].to_numpy()[rows]
+            if category in self.indexes:  # no retraining: other products' results stay put
+                ann.add_vectors(self.indexes[category], self.specs[category], vectors[rows], ids)
+            else:
+                self.indexes[category], self.specs[category] = ann.build_index(
+                    vectors[rows], ids, options=options
+                )
+        self.manifest.update(next_row_id=start + len(new), source_hash=_table_hash(self.products))
+        self.compact(save=False)
         self.save(self.path)
         return {
             "added": int(len(new)),
@@ -377,14 +396,39 @@ class Catalog:
         return len(ids)
 
     def _drop(self, ids: set[str]) -> None:
-        keep = ~self.products["product_id"].isin(ids).to_numpy()
-        products = self.products.loc[keep].reset_index(drop=True)
-        self._replace_with(Catalog._assemble(products, self.vectors[keep], self.manifest))
-
-    def _replace_with(self, other: Catalog) -> None:
-        self.products, self.vectors = other.products, other.vectors
-        self.manifest, self.indexes = other.manifest, other.indexes
+        gone = self.products["product_id"].isin(ids).to_numpy()
+        dropped = self.products.loc[gone]
+        for category, rows in dropped.groupby("category", sort=True).indices.items():
+            ann.remove_ids(
+                self.indexes[str(category)],
+                self.specs[str(category)],
+                dropped["row_id"].to_numpy()[rows],
+            )
+        self.products = self.products.loc[~gone].reset_index(drop=True)
+        self.vectors = self.vectors[~gone]
         self._reindex_rows()
+        for category in set(dropped["category"].astype(str)) - set(self.products["category"]):
+            del self.indexes[category], self.specs[category]  # the category is empty now
+        self.compact(save=False)
+
+    def compact(self, *, force: bool = False, save: bool = True) -> dict[str, str]:
+        """Rebuild the indexes holding tombstones or outgrown by their size; returns why each was."""
+        options = _index_options(self.manifest)
+        categories = self.products["category"].astype(str).to_numpy()
+        rebuilt = {}
+        for category, index in sorted(self.indexes.items()):
+            spec = self.specs[category]
+            reason = "asked for" if force else ann.needs_compaction(index, spec, options)
+            if reason:
+                rows = np.flatnonzero(categories == category)
+                self.indexes[category], self.specs[category] = ann.build_index(
+                    self.vectors[rows], self.products["row_id"].to_numpy()[rows], options=options
+                )
+                rebuilt[category] = reason
+        self._refresh_manifest()
+        if save and rebuilt and self.path is not None:
+            self.save(self.path)
+        return rebuilt
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -406,11 +450,17 @@ def _consistency_problems(products, vectors, manifest, indexes) -> list[str]:
     if vectors.ndim != 2 or vectors.shape[1] != manifest.get("dim"):
         problems.append(f"embeddings are {vectors.shape}, manifest says dim {manifest.get('dim')}")
     counts = products.groupby("category").size().to_dict() if len(products) else {}
+    row_ids = products.groupby("category")["row_id"].agg(set).to_dict() if len(products) else {}
     for category, index in indexes.items():
-        if index.ntotal != counts.get(category, 0):
+        stored = ann.stored_ids(index)
+        if len(stored) != counts.get(category, 0):
             problems.append(
-                f"index {category!r} holds {index.ntotal} vectors but the table "
+                f"index {category!r} holds {len(stored)} vectors but the table "
                 f"has {counts.get(category, 0)} products in that category"
+            )
+        elif set(stored.tolist()) != row_ids.get(category, set()):
+            problems.append(
+                f"index {category!r} holds ids that are not the table's {category!r} products"
             )
     missing = set(counts) - set(indexes)
     if missing:

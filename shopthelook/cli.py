@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "shopthelook.commands.same",
     "shopthelook.commands.ranker",
     "shopthelook.commands.serve",
+    "shopthelook.commands.scale",
 )
 
 
@@ -55,6 +56,8 @@ def _configure_logging(verbosity: int) -> None:
     )
     for noisy in ("ultralytics", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Dask logs every worker start and stop; the jobs report what went wrong
+    logging.getLogger("distributed").setLevel(logging.ERROR if verbosity == 0 else level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,8 +74,10 @@ class Settings:
     batch_size: int = 16
     #: products returned per object
     top_k: int = 10
-    #: categories with more products than this get an approximate (HNSW) index
+    #: categories with more products than this get an approximate index (shopthelook.ann)
     exact_index_max: int = 20_000
+    #: approximate index kind: auto (IVF-SQ8, IVF-PQ from 2M per category), ivf-sq8, ivf-pq, hnsw
+    index_kind: str = "auto"
     #: taxonomy file mapping detector labels and product fields to catalog categories
     taxonomy: Path = PACKAGE_DATA / "taxonomy.toml"
 
@@ -168,6 +170,10 @@ def _validate(s: Settings) -> None:
     need(s.threads >= 1, "threads must be at least 1")
     need(s.batch_size >= 1, "batch_size must be at least 1")
     need(s.top_k >= 1, "top_k must be at least 1")
+    need(
+        s.index_kind in ("auto", "flat", "ivf-sq8", "ivf-pq", "hnsw"),
+        f"index_kind {s.index_kind!r}: choose auto, flat, ivf-sq8, ivf-pq or hnsw",
+    )
 
 
 def apply_threads(threads: int) -> None:

@@ -156,15 +156,3 @@ def test_add_refuses_another_backbone(catalog, tmp_path):
     extra = write_products(tmp_path / "extra", 2, seed0=50)
     with pytest.raises(CatalogError, match="uses backbone 'hvf'"):
         catalog.add(extra, embedder=create_embedder(load_settings(backbone="random")))
-
-
-def test_large_categories_get_an_hnsw_index(tmp_path):
-    from shopthelook.catalog import _make_index
-
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(300, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index, kind = _make_index(vectors, np.arange(300), exact_max=100)
-    assert kind == "hnsw"
-    _, ids = index.search(vectors[:20], 1)
-    assert (ids[:, 0] == np.arange(20)).mean() >= 0.95

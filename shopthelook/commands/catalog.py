@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 
 from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands.scale import (
+    add_compact_parser,
+    add_scheduler_arguments,
+    embedding_on_cluster,
+)
 from shopthelook.errors import ShopTheLookError
 
 
@@ -18,6 +23,7 @@ def register(sub) -> None:
     b.add_argument("--backbone", help="embedding backbone (default: settings.backbone, 'yolo')")
     b.add_argument("--head", help="folder of a trained head (SAME) applied after the backbone")
     b.add_argument("--limit", type=int, help="only the first N products (for quick trials)")
+    add_scheduler_arguments(b)
     b.set_defaults(func=cmd_build)
 
     a = csub.add_parser("add", help="add products to a catalog without a rebuild")
@@ -30,6 +36,8 @@ def register(sub) -> None:
     r.add_argument("--catalog", required=True)
     r.add_argument("product_ids", nargs="+", metavar="PRODUCT_ID")
     r.set_defaults(func=cmd_remove)
+
+    add_compact_parser(csub)
 
     i = csub.add_parser("info", help="print a catalog's manifest")
     i.add_argument("catalog")
@@ -74,16 +82,18 @@ def cmd_build(args) -> int:
     if args.limit:
         table = table.head(args.limit)
     embedder = create_embedder(settings)
-    catalog = Catalog.build(
-        table,
-        embedder=embedder,
-        taxonomy=load_taxonomy(settings.taxonomy),
-        out=args.out,
-        images_root=None,
-        settings=settings,
-        show_progress=show_progress(args),
-        source=str(source),
-    )
+    with embedding_on_cluster(args, args.out) as embed:
+        catalog = Catalog.build(
+            table,
+            embedder=embedder,
+            taxonomy=load_taxonomy(settings.taxonomy),
+            out=args.out,
+            images_root=None,
+            settings=settings,
+            show_progress=show_progress(args),
+            source=str(source),
+            embed=embed,
+        )
     m = catalog.manifest
     print(
         f"catalog {args.out}: {m['n_products']} products in {len(m['counts'])} categories, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands.scale import add_scheduler_arguments, cmd_match_distributed
 
 
 def register(sub) -> None:
@@ -31,6 +32,7 @@ def register(sub) -> None:
     m.add_argument(
         "--retry-failed", action="store_true", help="run scenes that failed before again"
     )
+    add_scheduler_arguments(m)
     m.set_defaults(func=cmd_match)
 
 
@@ -98,6 +100,8 @@ def cmd_match(args) -> int:
     from shopthelook.batch import run_match
     from shopthelook.datasets import load_scenes
 
+    if args.scheduler:
+        return cmd_match_distributed(args)
     pipeline = build_pipeline(args)
     scenes = load_scenes(
         args.scenes, data_root=pipeline.settings.data_root, images_root=args.images_root

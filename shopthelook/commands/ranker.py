@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands.scale import add_scheduler_arguments, fit_on_cluster
 from shopthelook.errors import ShopTheLookError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def register(sub) -> None:
         help="refit on all windows with the early-stopped tree count",
     )
     t.add_argument("--force", action="store_true", help="replace the live model even if worse")
+    add_scheduler_arguments(t)
     t.set_defaults(func=cmd_train)
 
     e = rsub.add_parser("eval", help="print the evaluation table of a model on its test period")
@@ -179,18 +181,20 @@ def cmd_train(args) -> int:
     )
     split = time_split(events, cutoff=args.cutoff, windows=args.windows)
     style_head = _same_head(args.same_head, catalog)
-    result = train_from_events(
-        events,
-        space,
-        config=config,
-        split=split,
-        attractiveness=attractiveness,
-        texts=FeatureBuilder.product_texts(catalog.products),
-        catalog_prices=_catalog_prices(catalog),
-        products=catalog.products,
-        style_head=style_head,
-        show_progress=show_progress(args),
-    )
+    with fit_on_cluster(args) as fit_fn:
+        result = train_from_events(
+            events,
+            space,
+            config=config,
+            split=split,
+            attractiveness=attractiveness,
+            texts=FeatureBuilder.product_texts(catalog.products),
+            catalog_prices=_catalog_prices(catalog),
+            products=catalog.products,
+            style_head=style_head,
+            show_progress=show_progress(args),
+            fit_fn=fit_fn,
+        )
     print(format_table(result.table))
     print(
         f"trained on {result.info['train_queries']} queries in {result.info['train_seconds']} s "
