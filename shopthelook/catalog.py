@@ -13,11 +13,9 @@ half-written catalog is never visible and a failed build leaves the old catalog 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -29,23 +27,22 @@ import numpy as np
 import pandas as pd
 
 from shopthelook import ann
-from shopthelook.errors import CatalogError, ImageError
+from shopthelook.catalog_files import (
+    FORMAT_VERSION,
+    MANIFEST,
+    consistency_problems,
+    index_file_name,
+    swap_in,
+    table_hash,
+    weights_fingerprint,
+)
+from shopthelook.errors import CatalogError
+from shopthelook.product_embedding import embed_products
 from shopthelook.product_table import prepare_product_table
 
+__all__ = ["FORMAT_VERSION", "MANIFEST", "Catalog", "embed_products", "weights_fingerprint"]
+
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-
-
-def _index_file_name(category: str, used: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", category).strip("._") or "category"
-    name, n = stem, 1
-    while name in used:
-        n += 1
-        name = f"{stem}-{n}"
-    used.add(name)
-    return f"{name}.faiss"
 
 
 def _index_options(manifest: dict[str, Any]) -> ann.IndexOptions:
@@ -53,24 +50,6 @@ def _index_options(manifest: dict[str, Any]) -> ann.IndexOptions:
         exact_max=int(manifest.get("exact_index_max", 20_000)),
         kind=str(manifest.get("index_kind", "auto")),
     )
-
-
-def weights_fingerprint(backbone: str, weights: str) -> str | None:
-    """sha256 (16 hex) of the detector weights a yolo backbone embeds with, else None: a
-    catalog built with other YOLO weights lives in another space under the same name."""
-    if "yolo" not in backbone or not Path(weights).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(weights, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _table_hash(table: pd.DataFrame) -> str:
-    cols = [c for c in ("product_id", "image", "category") if c in table.columns]
-    hashed = pd.util.hash_pandas_object(table[cols], index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
 class Catalog:
@@ -207,7 +186,7 @@ class Catalog:
             "dim": int(embedder.dim),
             "weights_sha256": weights_fingerprint(embedder.name, settings.detector_weights),
             "source": source or (str(table) if isinstance(table, (str, Path)) else "<table>"),
-            "source_hash": _table_hash(products),
+            "source_hash": table_hash(products),
             "next_row_id": int(len(products)),
             "exact_index_max": int(settings.exact_index_max),
             "index_kind": settings.index_kind,
@@ -252,7 +231,7 @@ class Catalog:
             used: set[str] = set()
             files = {}
             for category, index in self.indexes.items():
-                fname = _index_file_name(category, used)
+                fname = index_file_name(category, used)
                 faiss.write_index(index, str(tmp / "indexes" / fname))
                 files[category] = fname
             manifest = dict(
@@ -261,7 +240,7 @@ class Catalog:
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            _swap_in(tmp, out)
+            swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -319,7 +298,7 @@ class Catalog:
             }
         except (OSError, ValueError, RuntimeError) as exc:
             raise CatalogError(f"catalog {path}: files are missing or corrupt ({exc})") from None
-        problems = _consistency_problems(products, vectors, manifest, indexes)
+        problems = consistency_problems(products, vectors, manifest, indexes)
         if problems:
             raise CatalogError(f"catalog {path}: {'; '.join(problems)}; rebuild the catalog")
         return cls(products, vectors.astype(np.float32, copy=False), manifest, indexes, path)
@@ -375,7 +354,7 @@ class Catalog:
                 self.indexes[category], self.specs[category] = ann.build_index(
                     vectors[rows], ids, options=options
                 )
-        self.manifest.update(next_row_id=start + len(new), source_hash=_table_hash(self.products))
+        self.manifest.update(next_row_id=start + len(new), source_hash=table_hash(self.products))
         self.compact(save=False)
         self.save(self.path)
         return {
@@ -391,7 +370,7 @@ class Catalog:
         if unknown:
             raise CatalogError(f"{len(unknown)} product id(s) not in the catalog: {unknown[:5]}")
         self._drop(ids)
-        self.manifest["source_hash"] = _table_hash(self.products)
+        self.manifest["source_hash"] = table_hash(self.products)
         self.save(self.path)
         return len(ids)
 
@@ -429,72 +408,3 @@ class Catalog:
         if save and rebuilt and self.path is not None:
             self.save(self.path)
         return rebuilt
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    if out.exists():
-        if not (out / MANIFEST).exists() and any(out.iterdir()):
-            raise CatalogError(f"{out} exists and is not a catalog folder; choose another --out")
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
-def _consistency_problems(products, vectors, manifest, indexes) -> list[str]:
-    problems = []
-    if len(products) != len(vectors):
-        problems.append(f"table has {len(products)} rows but {len(vectors)} embeddings")
-    if vectors.ndim != 2 or vectors.shape[1] != manifest.get("dim"):
-        problems.append(f"embeddings are {vectors.shape}, manifest says dim {manifest.get('dim')}")
-    counts = products.groupby("category").size().to_dict() if len(products) else {}
-    row_ids = products.groupby("category")["row_id"].agg(set).to_dict() if len(products) else {}
-    for category, index in indexes.items():
-        stored = ann.stored_ids(index)
-        if len(stored) != counts.get(category, 0):
-            problems.append(
-                f"index {category!r} holds {len(stored)} vectors but the table "
-                f"has {counts.get(category, 0)} products in that category"
-            )
-        elif set(stored.tolist()) != row_ids.get(category, set()):
-            problems.append(
-                f"index {category!r} holds ids that are not the table's {category!r} products"
-            )
-    missing = set(counts) - set(indexes)
-    if missing:
-        problems.append(f"no index for categories {sorted(missing)[:5]}")
-    return problems
-
-
-def embed_products(
-    image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False, chunk: int = 64
-) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
-    """Embed product photos; unreadable ones are recorded as failures, not fatal."""
-    from tqdm import tqdm
-
-    from shopthelook.images import load_image
-
-    out: list[np.ndarray] = []
-    ok: list[int] = []
-    failures: list[dict[str, str]] = []
-    bar = tqdm(
-        total=len(image_paths), desc="embedding products", unit="img", disable=not show_progress
-    )
-    for start in range(0, len(image_paths), chunk):
-        images, rows = [], []
-        for i in range(start, min(start + chunk, len(image_paths))):
-            try:
-                images.append(load_image(image_paths[i], max_pixels=settings.max_image_pixels))
-                rows.append(i)
-            except ImageError as exc:
-                failures.append({"image": str(image_paths[i]), "error": str(exc)})
-                log.warning("skipping product image: %s", exc)
-        if images:
-            out.append(embedder.embed_images(images, batch_size=settings.batch_size))
-            ok.extend(rows)
-        bar.update(min(chunk, len(image_paths) - start))
-    bar.close()
-    vectors = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
-    return vectors.astype(np.float32, copy=False), ok, failures

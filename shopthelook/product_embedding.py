@@ -1,0 +1,44 @@
+"""Embedding product photos for a catalog: unreadable photos are recorded, not fatal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from shopthelook.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+
+def embed_products(
+    image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False, chunk: int = 64
+) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
+    """Embed product photos; unreadable ones are recorded as failures, not fatal."""
+    from tqdm import tqdm
+
+    from shopthelook.images import load_image
+
+    out: list[np.ndarray] = []
+    ok: list[int] = []
+    failures: list[dict[str, str]] = []
+    bar = tqdm(
+        total=len(image_paths), desc="embedding products", unit="img", disable=not show_progress
+    )
+    for start in range(0, len(image_paths), chunk):
+        images, rows = [], []
+        for i in range(start, min(start + chunk, len(image_paths))):
+            try:
+                images.append(load_image(image_paths[i], max_pixels=settings.max_image_pixels))
+                rows.append(i)
+            except ImageError as exc:
+                failures.append({"image": str(image_paths[i]), "error": str(exc)})
+                log.warning("skipping product image: %s", exc)
+        if images:
+            out.append(embedder.embed_images(images, batch_size=settings.batch_size))
+            ok.extend(rows)
+        bar.update(min(chunk, len(image_paths) - start))
+    bar.close()
+    vectors = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    return vectors.astype(np.float32, copy=False), ok, failures
