@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ranker.events import events_before
 from ranker.profile import EVENT_WEIGHTS
 
 PRIOR_STRENGTH = 20.0
@@ -30,12 +31,7 @@ class EngagementStats:
         cls, events: pd.DataFrame, as_of=None, catalog_prices: pd.Series | None = None
     ) -> EngagementStats:
         """Statistics from the events strictly before ``as_of`` (all events when None)."""
-        if as_of is not None:
-            as_of = pd.Timestamp(as_of)
-            as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
-            events = events[events["ts"] < as_of]
-        elif len(events):
-            as_of = events["ts"].max()
+        events, as_of = events_before(events, as_of)
         if events.empty:
             table = pd.DataFrame(columns=list(STAT_COLUMNS), dtype=float)
         else:

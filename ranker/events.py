@@ -358,3 +358,13 @@ class _SQLite(_Backend):
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def events_before(events: pd.DataFrame, as_of=None) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """The events strictly before ``as_of`` (UTC; naive times are taken as UTC), and the
+    cut-off used: the latest event's time when ``as_of`` is None."""
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of)
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
+        return events[events["ts"] < as_of], as_of
+    return events, (events["ts"].max() if len(events) else None)

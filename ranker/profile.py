@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from embedder.base import l2_normalize
+from ranker.events import events_before
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,7 @@ class ProfileBook:
         half_life_days: float = HALF_LIFE_DAYS,
     ) -> ProfileBook:
         """Profiles from the events strictly before ``as_of`` (all events when None)."""
-        if as_of is not None:
-            as_of = pd.Timestamp(as_of)
-            as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
-            events = events[events["ts"] < as_of]
-        elif len(events):
-            as_of = events["ts"].max()
+        events, as_of = events_before(events, as_of)
         known = events["product_id"].astype(str).isin(space.row)
         if (~known).any():
             log.info("%d events name products not in the catalog; ignored", int((~known).sum()))

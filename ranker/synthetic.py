@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ranker.attractiveness import ATTRACTIVENESS
+from ranker.events import COLUMNS
 from ranker.profile import ProductSpace
 
 
@@ -82,17 +83,7 @@ def make_shop(
                 )
     events = pd.DataFrame(
         rows,
-        columns=[
-            "event_type",
-            "user_id",
-            "product_id",
-            "ts",
-            "scene_id",
-            "category",
-            "position",
-            "price",
-            "request_id",
-        ],
+        columns=list(COLUMNS),
     )
     events = events.sort_values("ts", kind="stable").reset_index(drop=True)
     return SyntheticShop(space, products, attr, events, user_style)
