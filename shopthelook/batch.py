@@ -70,6 +70,21 @@ def read_done(out: Path, retry_failed: bool) -> set[str]:
     return done
 
 
+def match_scene(
+    pipeline, scene_id: str, image: str, *, top_k: int, adjective: str | None = None
+) -> tuple[dict, int]:
+    """One output line's record and its detected-object count (-1 when the scene failed)."""
+    record: dict = {"scene_id": scene_id, "image": image}
+    try:
+        result = pipeline.shop_the_look(image, top_k=top_k, adjective=adjective, scene_id=scene_id)
+    except ShopTheLookError as exc:
+        record.update({"objects": [], "error": str(exc)})
+        return record, -1
+    record.update(result.to_dict())
+    record["error"] = None
+    return record, sum(o.detection.source == "detector" for o in result.objects)
+
+
 def run_match(
     pipeline,
     scenes: pd.DataFrame,
@@ -94,21 +109,16 @@ def run_match(
             unit="scene",
             disable=not show_progress,
         ):
-            record = {"scene_id": str(row.scene_id), "image": str(row.image)}
-            try:
-                result = pipeline.shop_the_look(
-                    row.image, top_k=top_k, adjective=adjective, scene_id=str(row.scene_id)
-                )
-                record.update(result.to_dict())
-                record["error"] = None
-                found = [o for o in result.objects if o.detection.source == "detector"]
-                summary.objects += len(found)
-                summary.scenes_with_objects += bool(found)
-            except ShopTheLookError as exc:
-                record.update({"objects": [], "error": str(exc)})
+            record, found = match_scene(
+                pipeline, str(row.scene_id), str(row.image), top_k=top_k, adjective=adjective
+            )
+            if found < 0:
                 summary.failures += 1
-                summary.errors.append(str(exc))
-                log.warning("scene %s failed: %s", row.scene_id, exc)
+                summary.errors.append(record["error"])
+                log.warning("scene %s failed: %s", row.scene_id, record["error"])
+            else:
+                summary.objects += found
+                summary.scenes_with_objects += found > 0
             summary.processed += 1
             fh.write(json.dumps(record) + "\n")
             fh.flush()

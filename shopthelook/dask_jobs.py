@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopthelook.batch import match_scene
 from shopthelook.distributed import (
     JobReport,
     Partition,
@@ -32,7 +33,6 @@ from shopthelook.distributed import (
     worker_cached,
     write_atomic,
 )
-from shopthelook.errors import ShopTheLookError
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +79,6 @@ class MatchPipelineSpec:
         return {}
 
 
-def _match_scene(
-    pipeline, scene_id: str, image: str, top_k: int, adjective: str | None
-) -> tuple[dict, int]:
-    """One output record (the same shape as shopthelook.batch) and its detected-object count."""
-    record: dict[str, Any] = {"scene_id": scene_id, "image": image}
-    try:
-        result = pipeline.shop_the_look(image, top_k=top_k, adjective=adjective, scene_id=scene_id)
-        record.update(result.to_dict())
-        record["error"] = None
-        return record, sum(o.detection.source == "detector" for o in result.objects)
-    except ShopTheLookError as exc:
-        record.update({"objects": [], "error": str(exc)})
-        return record, -1
-
-
 def _match_partition(
     job_dir: str, part: Partition, spec: MatchPipelineSpec, top_k: int, adjective: str | None
 ) -> dict:
@@ -103,7 +88,7 @@ def _match_partition(
     t1, cpu = time.perf_counter(), time.process_time()
     lines, stats = [], {"scenes": 0, "failures": 0, "objects": 0, "with_objects": 0, "errors": []}
     for scene_id, image in part.payload:
-        record, found = _match_scene(pipeline, scene_id, image, top_k, adjective)
+        record, found = match_scene(pipeline, scene_id, image, top_k=top_k, adjective=adjective)
         lines.append(json.dumps(record))
         stats["scenes"] += 1
         if found < 0:
