@@ -64,8 +64,9 @@ class Settings:
     detection_image_size: int = 640
     #: objects searched per scene, highest detection score first
     max_objects: int = 10
-    #: crops are grown by this fraction of the box on each side (context helps matching)
-    crop_margin: float = 0.05
+    #: crops are grown by this fraction of the box on each side. Measured on the IKEA rooms
+    #: (yolo, detectable pairs, R@1/R@10): 0.0 -> .081/.307, 0.05 -> .065/.304, 0.15 -> .068/.277
+    crop_margin: float = 0.0
     #: images over this many pixels are refused before decoding (decompression bombs)
     max_image_pixels: int = 40_000_000
     #: torch / faiss CPU threads
