@@ -45,11 +45,11 @@ from shopthelook.taxonomy import load_taxonomy  # noqa: E402
 def paired_bootstrap(result, baseline: str, rounds: int = 2000) -> tuple[float, float, float]:
     """Mean per-query nDCG@10 gain of the ranker over a baseline, with a 95% interval."""
     from ranker.metrics import group_metrics
-    from ranker.train import predict, split_scores
+    from ranker.train import split_scores
     from ranker.trainer import baseline_scores
 
     groups = result.test_groups
-    ours = split_scores(predict(result.booster, result.test_X), groups)
+    ours = split_scores(result.predict(result.test_X), groups)
     theirs = split_scores(baseline_scores(result.test_X, baseline), groups)
     gain = np.asarray(
         [
@@ -75,7 +75,28 @@ def main() -> int:
     ap.add_argument("--cutoff", default="2020-08-01", help="test period start (default 2020-08-01)")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--max-queries", type=int, default=4000)
-    ap.add_argument("--valid-windows", type=int, default=3, help="windows for early stopping")
+    ap.add_argument(
+        "--window-days",
+        type=int,
+        default=1,
+        help="recompute profiles and statistics every N days (1); 0: 12 quantile windows, "
+        "test features frozen at the cut-off",
+    )
+    ap.add_argument(
+        "--train-candidates",
+        type=int,
+        default=400,
+        help="candidates per training query (400: more purchases within reach to learn from)",
+    )
+    ap.add_argument(
+        "--prior",
+        default="style_max",
+        help="boost from this feature's order (style_max: profile max); 'none' for zero",
+    )
+    ap.add_argument("--prior-strength", type=float, default=0.5)
+    ap.add_argument(
+        "--valid-windows", type=int, help="windows for early stopping (the last 30 days)"
+    )
     ap.add_argument("--no-refit", action="store_true", help="keep the early-stopped model")
     ap.add_argument("--windows", type=int, default=12, help="training windows before the cut-off")
     ap.add_argument("--out", default=str(ROOT / "artifacts"))
@@ -104,14 +125,20 @@ def main() -> int:
     attractiveness = compute_attractiveness(
         catalog.products, cache=out / "cache" / "hm-attractiveness.parquet", show_progress=True
     )
+    window_days = args.window_days or None
+    valid = args.valid_windows or (max(1, 30 // window_days) if window_days else 3)
     config = TrainConfig(
         n_candidates=args.candidates,
+        train_candidates=args.train_candidates,
+        window_days=window_days,
+        prior_feature=None if args.prior == "none" else args.prior,
+        prior_strength=args.prior_strength,
         max_train_queries=args.max_queries,
         windows=args.windows,
-        valid_windows=args.valid_windows,
+        valid_windows=valid,
         refit=not args.no_refit,
     )
-    split = time_split(events, cutoff=args.cutoff, windows=args.windows)
+    split = time_split(events, cutoff=args.cutoff, windows=args.windows, window_days=window_days)
     started = time.perf_counter()
     result = train_from_events(
         events,

@@ -36,6 +36,7 @@ from ranker.dataset import snapshot  # noqa: E402
 from ranker.features import CATEGORICAL, FEATURES, FeatureBuilder  # noqa: E402
 from ranker.metrics import group_metrics  # noqa: E402
 from ranker.plots import plot_importance, plot_metrics  # noqa: E402
+from ranker.prior import Prior  # noqa: E402
 from ranker.profile import ProductSpace  # noqa: E402
 from ranker.train import TrainConfig, builder_for, fit, predict, save_model  # noqa: E402
 from shopthelook.catalog import Catalog  # noqa: E402
@@ -135,6 +136,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--catalog", required=True, help="IKEA catalog folder")
     ap.add_argument("--candidates", type=int, default=50)
+    ap.add_argument(
+        "--prior",
+        default="visual_sim",
+        help="boost the trees from this feature's order (visual_sim: the visual order); 'none'",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="room split seeds")
     ap.add_argument("--out", default=str(ROOT / "artifacts"))
     args = ap.parse_args()
@@ -223,9 +229,13 @@ def main() -> int:
 
             X, y, s = stack(train, True)
             Xv, yv, sv = stack(valid, True)
-            booster, info = fit(
-                X, y, s, (Xv, yv, sv), TrainConfig(min_data_in_leaf=20, n_estimators=300)
+            config = TrainConfig(
+                min_data_in_leaf=20,
+                n_estimators=300,
+                prior_feature=None if args.prior == "none" else args.prior,
             )
+            booster, info = fit(X, y, s, (Xv, yv, sv), config)
+            prior = Prior.from_dict(info["prior"])
             test_builder = builder_without(None)
 
             # ablation: the same ranker without the scene-context features
@@ -234,15 +244,13 @@ def main() -> int:
             ]
             X[:, ctx_cols] = np.nan
             Xv[:, ctx_cols] = np.nan
-            plain, _ = fit(
-                X, y, s, (Xv, yv, sv), TrainConfig(min_data_in_leaf=20, n_estimators=300)
-            )
+            plain, _ = fit(X, y, s, (Xv, yv, sv), config, prior=prior)
 
             def ranker_order(ctx, cands, model=booster, masked=False):
                 feats = test_builder.build(ctx, cands)
                 if masked:
                     feats[:, ctx_cols] = np.nan
-                scores = predict(model, feats)
+                scores = predict(model, feats, prior)
                 return [cands[i].product_id for i in np.argsort(-scores, kind="stable")]
 
             def plain_order(ctx, cands):

@@ -158,12 +158,35 @@ class TimeSplit:
     cutoff: pd.Timestamp
     #: ... and before this one
     end: pd.Timestamp
+    #: where test features are recomputed (rolling windows); empty: once, at the cut-off
+    test_points: list[pd.Timestamp] = field(default_factory=list)
+
+    def test_windows(self) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """(as_of, until) per test window: features as of as_of, labels in [as_of, until)."""
+        points = self.test_points or [self.cutoff]
+        return list(zip(points, [*points[1:], self.end], strict=True))
+
+
+def window_starts(start, stop, window_days: int) -> list[pd.Timestamp]:
+    """Every ``window_days`` days from ``start`` (included) to ``stop`` (excluded)."""
+    step = pd.Timedelta(days=window_days)
+    return list(pd.date_range(_utc(start), _utc(stop) - pd.Timedelta(seconds=1), freq=step))
 
 
 def time_split(
-    events: pd.DataFrame, *, test_fraction: float = 0.25, windows: int = 4, cutoff=None
+    events: pd.DataFrame,
+    *,
+    test_fraction: float = 0.25,
+    windows: int = 4,
+    cutoff=None,
+    window_days: int | None = None,
 ) -> TimeSplit:
-    """Windows by quantiles of positive-event times: history | train windows | valid | test."""
+    """Windows by quantiles of positive-event times: history | train windows | valid | test.
+
+    With ``window_days`` the windows are instead that many days long everywhere, test period
+    included: features are recomputed at the start of every window, as a live system that
+    refreshes profiles and engagement statistics every ``window_days`` days would see them.
+    """
     positive = events[events["event_type"].isin(POSITIVE)]["ts"]
     if len(positive) < 20:
         raise RankerDataError(
@@ -174,10 +197,21 @@ def time_split(
     before = positive[positive < cut]
     if len(before) < 10:
         raise RankerDataError(f"cut-off {cut}: fewer than 10 engagements before it to train on")
-    # the first quantile is history only: every training query needs a profile from before it
-    qs = np.linspace(0.2, 1.0, windows + 1)[:-1]
-    points = sorted({before.quantile(q).floor("D") for q in qs})
+    # the first stretch is history only: every training query needs a profile from before it.
+    # Rolling windows refresh profiles daily, so a short history-only prefix suffices there
+    start = before.quantile(0.05 if window_days else 0.2).floor("D")
+    if window_days is not None:
+        if window_days < 1:
+            raise RankerDataError(
+                f"window_days must be a whole number of days >= 1, not {window_days}"
+            )
+        points = window_starts(start, cut, window_days)
+        test_points = window_starts(cut, end, window_days)
+    else:
+        qs = np.linspace(0.2, 1.0, windows + 1)[:-1]
+        points = sorted({before.quantile(q).floor("D") for q in qs})
+        test_points = []
     points = [p for p in points if p < cut]
     if len(points) < 2:
         raise RankerDataError("events span too short a time to make training windows; log more")
-    return TimeSplit(points[:-1], points[-1], cut, end)
+    return TimeSplit(points[:-1], points[-1], cut, end, test_points)

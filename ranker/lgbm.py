@@ -21,6 +21,7 @@ from ranker.base import RankContext, Ranker, VisualOrderRanker
 from ranker.engagement import STAT_COLUMNS, EngagementStats
 from ranker.events import EventStore
 from ranker.features import FEATURE_VERSION, FEATURES, REASONS, FeatureBuilder, reason_group
+from ranker.prior import Prior, with_prior
 from ranker.profile import ProductSpace, ProfileBook, _profile
 from ranker.train import FORMAT_VERSION, MODEL_KIND
 from shopthelook.errors import ShopTheLookError
@@ -97,6 +98,8 @@ class LightGBMRanker(Ranker):
             from embedder.head import load_head
 
             self.style_head = load_head(manifest["same_head"])
+        #: the baseline the trees were boosted from (manifest "prior"), else None
+        self.prior = Prior.from_dict(manifest.get("prior"))
         self._lock = threading.Lock()
         self._loaded_at = -1e18
         self._builder = self._make_builder()
@@ -195,7 +198,7 @@ class LightGBMRanker(Ranker):
         X = self.builder().build(context, candidates)
         # one thread: for a few hundred rows OpenMP start-up costs more than it saves, and
         # on a busy machine spinning threads cost tens of milliseconds
-        return self.booster.predict(X, num_threads=1), X
+        return with_prior(self.booster.predict(X, num_threads=1), X, self.prior), X
 
     def rank(self, context: RankContext, candidates: list[ProductHit]) -> list[ProductHit]:
         if not candidates:
@@ -204,6 +207,11 @@ class LightGBMRanker(Ranker):
         order = np.argsort(-scores, kind="stable")
         top = order[:EXPLAIN_TOP]
         contrib = self.booster.predict(X[top], pred_contrib=True, num_threads=1)
+        if self.prior is not None:
+            # the prior's part of a score, relative to the other candidates, counts for its feature
+            column = FEATURES.index(self.prior.feature)
+            prior = self.prior.scores(X)
+            contrib[:, column] += prior[top] - prior.mean()
         # per-group sums without BLAS: a tiny matmul can wake a BLAS thread pool (milliseconds)
         by_group = np.stack([contrib[:, cols].sum(axis=1) for cols in _GROUP_COLUMNS], axis=1)
         cold = self.builder().profiles.get(context.user_id).is_population

@@ -24,6 +24,7 @@ from ranker.dataset import QueryGroup, Snapshot
 from ranker.engagement import STAT_COLUMNS
 from ranker.features import CATEGORICAL, FEATURE_VERSION, FEATURES, FeatureBuilder
 from ranker.metrics import mean_metrics
+from ranker.prior import Prior, with_prior
 from ranker.profile import ProductSpace
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,31 @@ MODEL_KIND = "lightgbm-lambdarank"
 @dataclass
 class TrainConfig:
     n_candidates: int = 200
-    num_leaves: int = 15
-    learning_rate: float = 0.05
-    n_estimators: int = 400
-    min_data_in_leaf: int = 50
-    lambda_l2: float = 1.0
+    # small, slow, strongly regularised trees: engagement labels are few and noisy (chosen
+    # on H&M periods before any test cut-off, see benchmarks/eval_hm.py)
+    num_leaves: int = 7
+    learning_rate: float = 0.03
+    n_estimators: int = 500
+    min_data_in_leaf: int = 100
+    lambda_l2: float = 10.0
     #: training windows between the history-only start and the test cut-off
     windows: int = 4
     #: the last this-many windows choose the number of trees (early stopping) ...
     valid_windows: int = 1
     #: ... after which the model is refitted on all windows with that many trees
     refit: bool = False
-    feature_fraction: float = 0.8
-    early_stopping_rounds: int = 40
+    feature_fraction: float = 0.7
+    #: share of rows each tree sees (1.0: all)
+    bagging_fraction: float = 0.8
+    early_stopping_rounds: int = 50
+    #: window length in days (rolling features, see ``time_split``); None: quantile windows
+    window_days: int | None = None
+    #: candidates per training query when deeper than ``n_candidates`` (more labelled queries)
+    train_candidates: int | None = None
+    #: boost from this feature's order instead of from zero (see ranker/prior.py); None: zero
+    prior_feature: str | None = None
+    #: score units per typical within-query step of the prior feature
+    prior_strength: float = 0.5
     #: cap on training queries (sampled) to bound CPU time
     max_train_queries: int | None = 4000
     seed: int = 0
@@ -93,9 +106,21 @@ def matrix(
     return np.vstack(xs), np.concatenate(ys), np.asarray(sizes, dtype=np.int64)
 
 
+def make_prior(X: np.ndarray, sizes: np.ndarray, config: TrainConfig) -> Prior | None:
+    if not config.prior_feature:
+        return None
+    return Prior.fit(config.prior_feature, config.prior_strength, X, sizes)
+
+
 def fit(
-    X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None, config: TrainConfig
+    X: np.ndarray,
+    y: np.ndarray,
+    sizes: np.ndarray,
+    valid: tuple | None,
+    config: TrainConfig,
+    prior: Prior | None = None,
 ) -> tuple[lgb.Booster, dict]:
+    prior = prior or make_prior(X, sizes, config)
     params = {
         "objective": "lambdarank",
         "metric": "ndcg",
@@ -105,6 +130,8 @@ def fit(
         "min_data_in_leaf": config.min_data_in_leaf,
         "lambda_l2": config.lambda_l2,
         "feature_fraction": config.feature_fraction,
+        "bagging_fraction": config.bagging_fraction,
+        "bagging_freq": 1 if config.bagging_fraction < 1.0 else 0,
         "bagging_seed": config.seed,
         "feature_fraction_seed": config.seed,
         "seed": config.seed,
@@ -121,10 +148,12 @@ def fit(
         feature_name=list(FEATURES),
         categorical_feature=cats,
         free_raw_data=False,
+        init_score=None if prior is None else prior.scores(X),
     )
     sets, callbacks = [], []
     if valid is not None and len(valid[2]):
-        sets = [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train)]
+        init = None if prior is None else prior.scores(valid[0])
+        sets = [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train, init_score=init)]
         callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)]
     start = time.perf_counter()
     booster = lgb.train(
@@ -136,12 +165,14 @@ def fit(
         "train_rows": int(len(y)),
         "train_groups": int(len(sizes)),
         "params": params,
+        "prior": None if prior is None else prior.to_dict(),
     }
     return booster, info
 
 
-def predict(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
-    return booster.predict(X, num_iteration=booster.best_iteration or None)
+def predict(booster: lgb.Booster, X: np.ndarray, prior: Prior | None = None) -> np.ndarray:
+    """Ranking scores: the trees' output on top of the prior's (when trained with one)."""
+    return with_prior(booster.predict(X, num_iteration=booster.best_iteration or None), X, prior)
 
 
 def evaluate(groups: Sequence[QueryGroup], scores: Sequence[np.ndarray], k: int = 10) -> dict:
@@ -193,6 +224,7 @@ def save_model(
             "weights": [float(w) for w in population.weights],
             "price": population.price,
         },
+        "prior": train_info.get("prior"),
         "train": {k: v for k, v in train_info.items() if k != "params"},
         "params": train_info.get("params", {}),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

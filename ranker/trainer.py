@@ -26,8 +26,17 @@ from ranker.dataset import (
 )
 from ranker.features import FEATURES, FeatureBuilder
 from ranker.metrics import mean_metrics
+from ranker.prior import Prior
 from ranker.profile import ProductSpace
-from ranker.train import TrainConfig, builder_for, fit, matrix, predict, split_scores
+from ranker.train import (
+    TrainConfig,
+    builder_for,
+    fit,
+    make_prior,
+    matrix,
+    predict,
+    split_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,11 @@ class TrainResult:
     table: dict[str, dict]
     test_groups: list[QueryGroup] = field(default_factory=list)
     test_X: np.ndarray | None = None
+    #: the baseline the trees were boosted from (None: from zero)
+    prior: Prior | None = None
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return predict(self.booster, X, self.prior)
 
 
 def baseline_scores(X: np.ndarray, name: str) -> np.ndarray:
@@ -82,6 +96,57 @@ def format_table(table: dict[str, dict], k: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _features_at(events, space, snap, until, depth, make_builder, labelled_only):
+    groups = event_queries(events, space, snap, until, n_candidates=depth)
+    if labelled_only:
+        groups = [g for g in groups if (g.labels > 0).any()]
+    X, y, sizes = matrix(groups, {snap.as_of: make_builder(snap)})
+    return groups, X, y, sizes
+
+
+def test_matrix(
+    events: pd.DataFrame,
+    space: ProductSpace,
+    split: TimeSplit,
+    n_candidates: int,
+    make_builder,
+    *,
+    catalog_prices=None,
+    show_progress: bool = False,
+) -> tuple[list[QueryGroup], np.ndarray]:
+    """The test period's query groups and features, window by window (see ``time_split``)."""
+    groups, parts = [], []
+    windows = split.test_windows()
+    for start, stop in tqdm(windows, desc="test windows", disable=not show_progress):
+        snap = snapshot(events, space, start, catalog_prices)
+        found, X, _, _ = _features_at(
+            events, space, snap, stop, n_candidates, make_builder, labelled_only=False
+        )
+        groups += found
+        parts.append(X)
+    return groups, np.vstack(parts) if parts else np.zeros((0, len(FEATURES)), np.float32)
+
+
+def _stack(parts):
+    if not parts:
+        return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0), np.zeros(0, np.int64)
+    return (
+        np.vstack([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]).astype(np.int64),
+    )
+
+
+def _sample_groups(X, y, sizes, cap: int | None, seed: int):
+    """At most ``cap`` query groups, sampled, in their original (time) order."""
+    if not cap or len(sizes) <= cap:
+        return X, y, sizes
+    keep = np.sort(np.random.default_rng(seed).choice(len(sizes), cap, replace=False))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in keep])
+    return X[rows], y[rows], sizes[keep]
+
+
 def train_from_events(
     events: pd.DataFrame,
     space: ProductSpace,
@@ -97,72 +162,81 @@ def train_from_events(
     fit_fn=None,
 ) -> TrainResult:
     config = config or TrainConfig()
-    split = split or time_split(events, windows=config.windows)
+    split = split or time_split(events, windows=config.windows, window_days=config.window_days)
     common = {
         "attractiveness": attractiveness,
         "texts": texts,
         "style_head": style_head,
         "products": products,
     }
+    # event queries carry the product's category as the object's and no scene
+    vocab = {"scene_category": [], "object_category": sorted(set(space.categories))}
+
+    def make_builder(snap):
+        return builder_for(snap, space, vocab=vocab, **common)
+
     points = [*split.train_points, split.valid_point, split.cutoff]
-    snaps, groups_by_window = {}, []
-    for start, stop in tqdm(
-        list(zip(points[:-1], points[1:], strict=True)), desc="windows", disable=not show_progress
+    windows = list(zip(points[:-1], points[1:], strict=True))
+    n_valid = max(1, min(config.valid_windows, len(windows) - 1))
+    # deeper candidate lists in training give more queries whose engaged product is in
+    # reach; validation and test use the served depth
+    train_depth = max(config.train_candidates or 0, config.n_candidates)
+    train_parts, valid_parts = [], []
+    for i, (start, stop) in enumerate(
+        tqdm(windows, desc="train windows", disable=not show_progress)
     ):
-        snaps[start] = snapshot(events, space, start, catalog_prices)
-        groups_by_window.append(
-            event_queries(events, space, snaps[start], stop, n_candidates=config.n_candidates)
+        is_valid = i >= len(windows) - n_valid
+        snap = snapshot(events, space, start, catalog_prices)
+        depth = config.n_candidates if is_valid else train_depth
+        _, X, y, sizes = _features_at(
+            events, space, snap, stop, depth, make_builder, labelled_only=True
         )
-    snaps[split.cutoff] = snapshot(events, space, split.cutoff, catalog_prices)
-    test = event_queries(
-        events, space, snaps[split.cutoff], split.end, n_candidates=config.n_candidates
-    )
-    n_valid = max(1, min(config.valid_windows, len(groups_by_window) - 1))
-    train = [g for window in groups_by_window[:-n_valid] for g in window]
-    valid = [g for window in groups_by_window[-n_valid:] for g in window]
-    labelled = [g for g in train if (g.labels > 0).any()]
-    if config.max_train_queries and len(labelled) > config.max_train_queries:
-        pick = np.random.default_rng(config.seed).choice(
-            len(labelled), config.max_train_queries, replace=False
-        )
-        labelled = [labelled[i] for i in sorted(pick)]
-    if not labelled:
+        (valid_parts if is_valid else train_parts).append((X, y, sizes))
+    X, y, sizes = _sample_groups(*_stack(train_parts), config.max_train_queries, config.seed)
+    Xv, yv, sv = _stack(valid_parts)
+    if not len(sizes):
         raise RankerDataError(
             "no training query has its engaged product among the FAISS candidates; "
             "more events or more candidates (--candidates) are needed"
         )
-    vocab_builder = FeatureBuilder(space, snaps[split.cutoff].profiles)
-    vocab_builder.fit_vocab([g.context for g in labelled])
-    builders = {
-        t: builder_for(s, space, vocab=vocab_builder.vocab, **common) for t, s in snaps.items()
-    }
-    X, y, sizes = matrix(labelled, builders)
-    Xv, yv, sv = matrix(valid, builders, drop_unlabelled=True)
-    booster, info = (fit_fn or fit)(X, y, sizes, (Xv, yv, sv) if len(sv) else None, config)
+    prior = make_prior(X, sizes, config)
+    booster, info = (fit_fn or fit)(
+        X, y, sizes, (Xv, yv, sv) if len(sv) else None, config, prior=prior
+    )
     if config.refit and len(sv):
         # the validation windows are the most recent: too valuable to leave out of the model
         rounds = max(info["best_iteration"], 10)
         refit_config = replace(config, n_estimators=rounds)
         both = (np.vstack([X, Xv]), np.concatenate([y, yv]), np.concatenate([sizes, sv]))
-        booster, refit_info = fit(*both, None, refit_config)
+        booster, refit_info = fit(*both, None, refit_config, prior=prior)
         info.update(
             refit_rounds=rounds,
             train_seconds=info["train_seconds"] + refit_info["train_seconds"],
             train_rows=refit_info["train_rows"],
             train_groups=refit_info["train_groups"],
         )
+    test, Xt = test_matrix(
+        events,
+        space,
+        split,
+        config.n_candidates,
+        make_builder,
+        catalog_prices=catalog_prices,
+        show_progress=show_progress,
+    )
     info.update(
-        train_queries=len(labelled),
+        train_queries=int(len(sizes)),
         valid_queries=int(len(sv)),
         test_queries=len(test),
         cutoff=str(split.cutoff),
-        train_points=[str(p) for p in split.train_points],
-        valid_point=str(split.valid_point),
+        train_windows=len(windows) - n_valid,
+        valid_windows=n_valid,
+        test_windows=len(split.test_windows()),
+        first_window=str(points[0]),
+        valid_point=str(windows[-n_valid][0]),
     )
-    Xt, _, _ = matrix(test, builders)
     table = {}
     if test:
-        table = evaluation_table(test, Xt, {"lightgbm": predict(booster, Xt)})
+        table = evaluation_table(test, Xt, {"lightgbm": predict(booster, Xt, prior)})
     final = snapshot(events, space, split.end, catalog_prices)
-    final_builder = builder_for(final, space, vocab=vocab_builder.vocab, **common)
-    return TrainResult(booster, final_builder, split, info, table, test, Xt)
+    return TrainResult(booster, make_builder(final), split, info, table, test, Xt, prior)

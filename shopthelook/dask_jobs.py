@@ -292,7 +292,13 @@ def _dask_arrays(X, y, sizes, parts: int):
 
 
 def distributed_train_ranker(
-    client, X: np.ndarray, y: np.ndarray, sizes: np.ndarray, valid: tuple | None, config
+    client,
+    X: np.ndarray,
+    y: np.ndarray,
+    sizes: np.ndarray,
+    valid: tuple | None,
+    config,
+    prior=None,
 ) -> tuple[Any, dict]:
     """ranker.train.fit on a Dask cluster with lightgbm.dask (same arguments and return).
 
@@ -311,6 +317,8 @@ def distributed_train_ranker(
         "learning_rate": config.learning_rate,
         "min_child_samples": config.min_data_in_leaf,
         "colsample_bytree": config.feature_fraction,
+        "subsample": config.bagging_fraction,
+        "subsample_freq": 1 if config.bagging_fraction < 1.0 else 0,
         "random_state": config.seed,
         "deterministic": True,
         "verbose": -1,
@@ -329,10 +337,20 @@ def distributed_train_ranker(
         X = np.where(dead, np.float32(0), X)
         if valid is not None:
             valid = (np.where(dead, np.float32(0), valid[0]), *valid[1:])
+    if prior is None and getattr(config, "prior_feature", None):
+        from ranker.train import make_prior
+
+        prior = make_prior(X, sizes, config)
     Xd, yd, gd = _dask_arrays(X, y, sizes, workers)
+    if prior is not None:
+        # the same chunks as y: the prior is one score per row
+        fit_kwargs["init_score"] = _dask_arrays(X, prior.scores(X), sizes, workers)[1]
     if valid is not None and len(valid[2]):
         Xv, yv, gv = _dask_arrays(*valid, workers)
         fit_kwargs.update(eval_X=(Xv,), eval_y=(yv,), eval_group=[gv], eval_at=[10])
+        if prior is not None:
+            init_v = _dask_arrays(valid[0], prior.scores(valid[0]), valid[2], workers)[1]
+            fit_kwargs["eval_init_score"] = [init_v]
     started = time.perf_counter()
     with warnings.catch_warnings():  # lightgbm.dask sets threads per worker itself
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
@@ -350,6 +368,7 @@ def distributed_train_ranker(
         "params": params,
         "dask_workers": workers,
         "constant_nan_features": [FEATURES[i] for i in np.flatnonzero(dead)],
+        "prior": None if prior is None else prior.to_dict(),
     }
     return booster, info
 

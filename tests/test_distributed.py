@@ -242,6 +242,20 @@ def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
     )
     assert hits > 0.5  # learnt the signal (chance is 0.1)
 
+    # boosted from the signal column's order: the prior travels in info and adds to the trees
+    from dataclasses import replace
+
+    from ranker.prior import Prior
+    from ranker.train import predict
+
+    boosted = replace(config, prior_feature=FEATURES[signal_column])
+    booster, info = distributed_train_ranker(client, X, y, sizes, valid, boosted)
+    prior = Prior.from_dict(info["prior"])
+    assert prior.feature == FEATURES[signal_column] and prior.scale > 0
+    scores = predict(booster, X, prior)
+    top = [np.argmax(scores[g * 10 : g * 10 + 10]) for g in range(len(sizes))]
+    assert np.mean([y[g * 10 + t] for g, t in enumerate(top)]) > 0.5
+
 
 def test_a_stopped_catalog_build_embeds_only_the_partitions_left(client, world):
     from embedder import create_embedder

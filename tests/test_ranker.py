@@ -75,6 +75,41 @@ def test_lambdarank_learns_the_planted_preference(trained):
     assert max(importance["style_max"], importance["style_topk"], importance["style_centroid"]) > 0
 
 
+def test_rolling_windows_cover_the_test_period_without_leakage(shop):
+    events = clean_events(shop.events, shop.space)
+    split = time_split(events, window_days=7)
+    starts = [*split.train_points, split.valid_point]
+    assert all(b - a == pd.Timedelta(days=7) for a, b in zip(starts[:-1], starts[1:], strict=False))
+    assert split.valid_point < split.cutoff <= split.valid_point + pd.Timedelta(days=7)
+    windows = split.test_windows()
+    assert windows[0][0] == split.cutoff and windows[-1][1] == split.end
+    assert all(a[1] == b[0] for a, b in zip(windows[:-1], windows[1:], strict=False))
+    # a test query's features are as of its own window's start, never later
+    as_of, until = windows[1]
+    snap = snapshot(events, shop.space, as_of)
+    groups = event_queries(events, shop.space, snap, until, n_candidates=30)
+    assert groups and all(as_of <= g.label_time < until for g in groups)
+    assert snap.engagement.table["recency_days"].min() > 0
+    with pytest.raises(RankerDataError, match="window_days"):
+        time_split(events, window_days=0)
+
+
+def test_rolling_training_with_deeper_training_candidates_learns(shop):
+    config = TrainConfig(
+        n_candidates=30, train_candidates=60, window_days=7, valid_windows=2, n_estimators=120
+    )
+    result = train_from_events(
+        shop.events, shop.space, config=config, attractiveness=shop.attractiveness
+    )
+    assert result.info["test_windows"] == len(result.split.test_windows()) > 1
+    # test queries keep the served depth; training used the deeper lists
+    assert {len(g.candidates) for g in result.test_groups} == {30}
+    assert result.info["train_rows"] > 30 * result.info["train_groups"]
+    table = result.table
+    best_baseline = max(table[m]["ndcg@10"] for m in table if m != "lightgbm")
+    assert table["lightgbm"]["ndcg@10"] > 1.15 * best_baseline
+
+
 def test_too_few_events_is_a_clear_error(shop):
     with pytest.raises(RankerDataError, match="need at least 20"):
         time_split(shop.events.head(10))

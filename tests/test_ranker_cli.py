@@ -116,6 +116,27 @@ def test_train_eval_and_keep_the_better_model(setup, capsys):
         assert new["test"]["lightgbm"]["ndcg@10"] >= new["live_model_ndcg@10"]
 
 
+def test_rolling_windows_train_and_eval_agree(setup, capsys, tmp_path):
+    root, _ = setup
+    common = ["--events", str(root / "events.db"), "--catalog", str(root / "catalog")]
+    model = tmp_path / "rolling"
+    train = ["-q", "ranker", "train", *common, "--out", str(model), "--candidates", "30"]
+    assert main([*train, "--window-days", "10", "--train-candidates", "50"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["split"]["window_days"] == 10
+    assert manifest["config"]["train_candidates"] == 50
+    trained = json.loads((model / "metrics.json").read_text())["test"]["lightgbm"]["ndcg@10"]
+    assert (
+        main(
+            ["-q", "ranker", "eval", "--model", str(model), *common, "--candidates", "30", "--json"]
+        )
+        == 0
+    )
+    # eval recomputes the features window by window, exactly as training evaluated them
+    assert json.loads(capsys.readouterr().out)["lightgbm"]["ndcg@10"] == pytest.approx(trained)
+
+
 def test_train_on_an_empty_store_is_a_clear_error(setup, capsys, tmp_path):
     root, _ = setup
     rc = main(

@@ -37,11 +37,34 @@ def register(sub) -> None:
         help="folder of a SAME head on the catalog's backbone: adds the SAME-space similarity",
     )
     t.add_argument("--windows", type=int, default=4, help="training windows before the cut-off")
+    t.add_argument(
+        "--window-days",
+        type=int,
+        help="rolling windows of N days instead: profiles and statistics are recomputed every "
+        "N days, in training and test (as a live system refreshing them would see them)",
+    )
+    t.add_argument(
+        "--train-candidates",
+        type=int,
+        help="FAISS candidates per training query when deeper than --candidates",
+    )
     t.add_argument("--valid-windows", type=int, default=1, help="last windows for early stopping")
     t.add_argument(
         "--refit",
         action="store_true",
         help="refit on all windows with the early-stopped tree count",
+    )
+    t.add_argument(
+        "--prior",
+        default="style_max",
+        help="boost the trees from this feature's order: style_max (profile-max similarity, "
+        "the default), visual_sim, ... or 'none' to start from zero",
+    )
+    t.add_argument(
+        "--prior-strength",
+        type=float,
+        default=0.5,
+        help="score units per typical within-query step of the prior feature (0.5)",
     )
     t.add_argument("--force", action="store_true", help="replace the live model even if worse")
     add_scheduler_arguments(t)
@@ -176,10 +199,16 @@ def cmd_train(args) -> int:
         n_candidates=args.candidates,
         max_train_queries=args.max_queries,
         windows=args.windows,
+        window_days=args.window_days,
+        train_candidates=args.train_candidates,
+        prior_feature=None if args.prior == "none" else args.prior,
+        prior_strength=args.prior_strength,
         valid_windows=args.valid_windows,
         refit=args.refit,
     )
-    split = time_split(events, cutoff=args.cutoff, windows=args.windows)
+    split = time_split(
+        events, cutoff=args.cutoff, windows=args.windows, window_days=args.window_days
+    )
     style_head = _same_head(args.same_head, catalog)
     with fit_on_cluster(args) as fit_fn:
         result = train_from_events(
@@ -222,7 +251,11 @@ def cmd_train(args) -> int:
         extra={
             "events": str(args.events),
             "config": config_dict(config),
-            "split": {"cutoff": str(split.cutoff), "end": str(split.end)},
+            "split": {
+                "cutoff": str(split.cutoff),
+                "end": str(split.end),
+                "window_days": args.window_days,
+            },
             "same_head": str(Path(args.same_head).resolve()) if args.same_head else "",
         },
     )
@@ -262,6 +295,7 @@ def _live_score(out: Path, result, space) -> float | None:
     """The live model's nDCG@10 on the new model's test queries; None if there is none usable."""
     from ranker.lgbm import LightGBMRanker, RankerModelError
     from ranker.metrics import mean_metrics
+    from ranker.prior import with_prior
     from ranker.train import split_scores
 
     if not out.exists():
@@ -272,7 +306,7 @@ def _live_score(out: Path, result, space) -> float | None:
         log.warning("the live model cannot be compared (%s); it will be replaced", exc)
         return None
     X = _with_vocab(result, live.manifest.get("vocab", {}))
-    scores = split_scores(live.booster.predict(X), result.test_groups)
+    scores = split_scores(with_prior(live.booster.predict(X), X, live.prior), result.test_groups)
     return mean_metrics([g.labels for g in result.test_groups], scores)["ndcg@10"]
 
 
@@ -298,11 +332,11 @@ def cmd_eval(args) -> int:
     import pandas as pd
 
     from ranker.attractiveness import ATTRACTIVENESS
-    from ranker.dataset import clean_events, event_queries, snapshot
+    from ranker.dataset import TimeSplit, clean_events, window_starts
     from ranker.features import FeatureBuilder
     from ranker.lgbm import LightGBMRanker
-    from ranker.train import builder_for, matrix, predict
-    from ranker.trainer import evaluation_table, format_table
+    from ranker.train import builder_for, predict
+    from ranker.trainer import evaluation_table, format_table, test_matrix
 
     catalog, space, events = _load_inputs(args)
     events = clean_events(events, space)
@@ -312,21 +346,33 @@ def cmd_eval(args) -> int:
         raise ShopTheLookError(f"ranker model {args.model}: its manifest records no test cut-off")
     cutoff, end = pd.Timestamp(split["cutoff"]), pd.Timestamp(split["end"])
     end = max(end, events["ts"].max() + pd.Timedelta(seconds=1))
-    snap = snapshot(events, space, cutoff, _catalog_prices(catalog))
-    groups = event_queries(events, space, snap, end, n_candidates=args.candidates)
+    days = split.get("window_days")
+    test_points = window_starts(cutoff, end, int(days)) if days else []
+    stats = model._stats
+    texts = FeatureBuilder.product_texts(catalog.products)
+
+    def make_builder(snap):
+        return builder_for(
+            snap,
+            space,
+            attractiveness=stats.reindex(columns=list(ATTRACTIVENESS)),
+            texts=texts,
+            vocab=model.manifest.get("vocab", {}),
+            products=catalog.products,
+            style_head=model.style_head,
+        )
+
+    groups, X = test_matrix(
+        events,
+        space,
+        TimeSplit([], cutoff, cutoff, end, test_points),
+        args.candidates,
+        make_builder,
+        catalog_prices=_catalog_prices(catalog),
+        show_progress=show_progress(args),
+    )
     if not groups:
         raise ShopTheLookError(f"no test queries after {cutoff}: log more events")
-    stats = model._stats
-    builder = builder_for(
-        snap,
-        space,
-        attractiveness=stats.reindex(columns=list(ATTRACTIVENESS)),
-        texts=FeatureBuilder.product_texts(catalog.products),
-        vocab=model.manifest.get("vocab", {}),
-        products=catalog.products,
-        style_head=model.style_head,
-    )
-    X, _, _ = matrix(groups, {snap.as_of: builder})
-    table = evaluation_table(groups, X, {"lightgbm": predict(model.booster, X)})
+    table = evaluation_table(groups, X, {"lightgbm": predict(model.booster, X, model.prior)})
     print(json.dumps(table, indent=1) if args.json else format_table(table))
     return 0
