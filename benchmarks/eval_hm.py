@@ -95,6 +95,13 @@ def main() -> int:
     )
     ap.add_argument("--prior-strength", type=float, default=0.5)
     ap.add_argument(
+        "--cv-folds",
+        type=int,
+        default=3,
+        help="choose the number of trees on this many successive validation blocks (3); "
+        "0: early stopping on the last block",
+    )
+    ap.add_argument(
         "--valid-windows", type=int, help="windows for early stopping (the last 30 days)"
     )
     ap.add_argument("--no-refit", action="store_true", help="keep the early-stopped model")
@@ -133,6 +140,7 @@ def main() -> int:
         window_days=window_days,
         prior_feature=None if args.prior == "none" else args.prior,
         prior_strength=args.prior_strength,
+        cv_folds=args.cv_folds,
         max_train_queries=args.max_queries,
         windows=args.windows,
         valid_windows=valid,

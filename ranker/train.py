@@ -49,6 +49,9 @@ class TrainConfig:
     valid_windows: int = 1
     #: ... after which the model is refitted on all windows with that many trees
     refit: bool = False
+    #: instead: choose the number of trees on this many successive validation blocks (each
+    #: ``valid_windows`` long, trained on the windows before it), then fit on all windows
+    cv_folds: int = 0
     feature_fraction: float = 0.7
     #: share of rows each tree sees (1.0: all)
     bagging_fraction: float = 0.8
@@ -119,7 +122,9 @@ def fit(
     valid: tuple | None,
     config: TrainConfig,
     prior: Prior | None = None,
+    early_stop: bool = True,
 ) -> tuple[lgb.Booster, dict]:
+    """Train; with ``valid``, record its nDCG@10 per round (and stop early unless told not to)."""
     prior = prior or make_prior(X, sizes, config)
     params = {
         "objective": "lambdarank",
@@ -150,11 +155,13 @@ def fit(
         free_raw_data=False,
         init_score=None if prior is None else prior.scores(X),
     )
-    sets, callbacks = [], []
+    sets, callbacks, curve = [], [], {}
     if valid is not None and len(valid[2]):
         init = None if prior is None else prior.scores(valid[0])
         sets = [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train, init_score=init)]
-        callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)]
+        callbacks = [lgb.record_evaluation(curve)]
+        if early_stop:
+            callbacks.append(lgb.early_stopping(config.early_stopping_rounds, verbose=False))
     start = time.perf_counter()
     booster = lgb.train(
         params, train, num_boost_round=config.n_estimators, valid_sets=sets, callbacks=callbacks
@@ -167,6 +174,8 @@ def fit(
         "params": params,
         "prior": None if prior is None else prior.to_dict(),
     }
+    if curve:
+        info["valid_curve"] = [float(v) for v in curve["valid_0"]["ndcg@10"]]
     return booster, info
 
 

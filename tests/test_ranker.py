@@ -110,6 +110,19 @@ def test_rolling_training_with_deeper_training_candidates_learns(shop):
     assert table["lightgbm"]["ndcg@10"] > 1.15 * best_baseline
 
 
+def test_tree_count_chosen_on_successive_time_blocks(shop):
+    config = TrainConfig(n_candidates=30, window_days=7, valid_windows=2, cv_folds=2)
+    result = train_from_events(
+        shop.events, shop.space, config=config, attractiveness=shop.attractiveness
+    )
+    info = result.info
+    assert info["cv_folds"] == 2 and 1 <= info["cv_rounds"] <= config.n_estimators
+    assert result.booster.current_iteration() == info["cv_rounds"]
+    table = result.table
+    best_baseline = max(table[m]["ndcg@10"] for m in table if m != "lightgbm")
+    assert table["lightgbm"]["ndcg@10"] > 1.15 * best_baseline
+
+
 def test_too_few_events_is_a_clear_error(shop):
     with pytest.raises(RankerDataError, match="need at least 20"):
         time_split(shop.events.head(10))

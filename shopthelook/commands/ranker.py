@@ -66,6 +66,13 @@ def register(sub) -> None:
         default=0.5,
         help="score units per typical within-query step of the prior feature (0.5)",
     )
+    t.add_argument(
+        "--cv-folds",
+        type=int,
+        default=0,
+        help="choose the number of trees on N successive validation blocks of --valid-windows "
+        "windows each, then train on everything (0: early stopping on the last block)",
+    )
     t.add_argument("--force", action="store_true", help="replace the live model even if worse")
     add_scheduler_arguments(t)
     t.set_defaults(func=cmd_train)
@@ -203,6 +210,7 @@ def cmd_train(args) -> int:
         train_candidates=args.train_candidates,
         prior_feature=None if args.prior == "none" else args.prior,
         prior_strength=args.prior_strength,
+        cv_folds=args.cv_folds,
         valid_windows=args.valid_windows,
         refit=args.refit,
     )
