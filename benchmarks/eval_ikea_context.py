@@ -138,8 +138,9 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, default=50)
     ap.add_argument(
         "--prior",
-        default="visual_sim",
-        help="boost the trees from this feature's order (visual_sim: the visual order); 'none'",
+        default="none",
+        help="boost the trees from this feature's order, e.g. visual_sim (the visual order); "
+        "measured on ikea-yolo: none .463 look-recall@10, visual_sim .445",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="room split seeds")
     ap.add_argument("--out", default=str(ROOT / "artifacts"))
