@@ -21,7 +21,7 @@ from ranker.base import RankContext, Ranker, VisualOrderRanker
 from ranker.engagement import STAT_COLUMNS, EngagementStats
 from ranker.events import EventStore
 from ranker.features import FEATURE_VERSION, FEATURES, REASONS, FeatureBuilder, reason_group
-from ranker.prior import Prior, with_prior
+from ranker.prior import Prior
 from ranker.profile import ProductSpace, ProfileBook, _profile
 from ranker.train import FORMAT_VERSION, MODEL_KIND
 from shopthelook.errors import ShopTheLookError
@@ -195,23 +195,28 @@ class LightGBMRanker(Ranker):
     def score(
         self, context: RankContext, candidates: list[ProductHit]
     ) -> tuple[np.ndarray, np.ndarray]:
+        scores, _, X = self._score_parts(context, candidates)
+        return scores, X
+
+    def _score_parts(self, context, candidates):
+        """(scores, the prior's part of them or None, features)."""
         X = self.builder().build(context, candidates)
         # one thread: for a few hundred rows OpenMP start-up costs more than it saves, and
         # on a busy machine spinning threads cost tens of milliseconds
-        return with_prior(self.booster.predict(X, num_threads=1), X, self.prior), X
+        trees = self.booster.predict(X, num_threads=1)
+        prior = None if self.prior is None else self.prior.scores(X)
+        return (trees if prior is None else trees + prior), prior, X
 
     def rank(self, context: RankContext, candidates: list[ProductHit]) -> list[ProductHit]:
         if not candidates:
             return []
-        scores, X = self.score(context, candidates)
+        scores, prior, X = self._score_parts(context, candidates)
         order = np.argsort(-scores, kind="stable")
         top = order[:EXPLAIN_TOP]
         contrib = self.booster.predict(X[top], pred_contrib=True, num_threads=1)
-        if self.prior is not None:
+        if prior is not None:
             # the prior's part of a score, relative to the other candidates, counts for its feature
-            column = FEATURES.index(self.prior.feature)
-            prior = self.prior.scores(X)
-            contrib[:, column] += prior[top] - prior.mean()
+            contrib[:, FEATURES.index(self.prior.feature)] += prior[top] - prior.mean()
         # per-group sums without BLAS: a tiny matmul can wake a BLAS thread pool (milliseconds)
         by_group = np.stack([contrib[:, cols].sum(axis=1) for cols in _GROUP_COLUMNS], axis=1)
         cold = self.builder().profiles.get(context.user_id).is_population

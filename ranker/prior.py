@@ -26,22 +26,25 @@ class PriorError(ShopTheLookError):
     """A prior names an unknown feature or cannot be fitted."""
 
 
+def _check_feature(feature: str) -> None:
+    if feature not in FEATURES:
+        raise PriorError(
+            f"prior feature {feature!r} is not a ranker feature; use one of "
+            f"{', '.join(FEATURES[:8])}, ..."
+        )
+
+
 @dataclass(frozen=True)
 class Prior:
     feature: str
     scale: float
 
     def __post_init__(self) -> None:
-        if self.feature not in FEATURES:
-            raise PriorError(
-                f"prior feature {self.feature!r} is not a ranker feature; use one of "
-                f"{', '.join(FEATURES[:8])}, ..."
-            )
+        _check_feature(self.feature)
 
     @classmethod
     def fit(cls, feature: str, strength: float, X: np.ndarray, sizes: np.ndarray) -> Prior:
-        if feature not in FEATURES:
-            cls(feature, 0.0)  # raises the explanatory error
+        _check_feature(feature)
         column = X[:, FEATURES.index(feature)].astype(np.float64)
         bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         spreads = [

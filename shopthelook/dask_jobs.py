@@ -280,6 +280,14 @@ def _group_chunks(sizes: np.ndarray, parts: int) -> tuple[tuple[int, ...], tuple
     return row_chunks, group_chunks
 
 
+def _dask_rows(values, sizes, parts: int):
+    """One value per row, chunked like ``_dask_arrays`` chunks y."""
+    import dask.array as da
+
+    rows, _ = _group_chunks(np.asarray(sizes), parts)
+    return da.from_array(np.asarray(values), chunks=(rows,))
+
+
 def _dask_arrays(X, y, sizes, parts: int):
     import dask.array as da
 
@@ -344,13 +352,12 @@ def distributed_train_ranker(
     Xd, yd, gd = _dask_arrays(X, y, sizes, workers)
     if prior is not None:
         # the same chunks as y: the prior is one score per row
-        fit_kwargs["init_score"] = _dask_arrays(X, prior.scores(X), sizes, workers)[1]
+        fit_kwargs["init_score"] = _dask_rows(prior.scores(X), sizes, workers)
     if valid is not None and len(valid[2]):
         Xv, yv, gv = _dask_arrays(*valid, workers)
         fit_kwargs.update(eval_X=(Xv,), eval_y=(yv,), eval_group=[gv], eval_at=[10])
         if prior is not None:
-            init_v = _dask_arrays(valid[0], prior.scores(valid[0]), valid[2], workers)[1]
-            fit_kwargs["eval_init_score"] = [init_v]
+            fit_kwargs["eval_init_score"] = [_dask_rows(prior.scores(valid[0]), valid[2], workers)]
     started = time.perf_counter()
     with warnings.catch_warnings():  # lightgbm.dask sets threads per worker itself
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")

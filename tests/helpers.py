@@ -46,3 +46,18 @@ def build_catalog(folder: Path, backbone: str = "hvf", n: int = 12):
         out=folder / "catalog",
         settings=settings,
     )
+
+
+class ShopCatalog:
+    """What LightGBMRanker needs from a catalog, over a synthetic shop (ranker.synthetic)."""
+
+    def __init__(self, shop):
+        self.products = shop.products.assign(image="")
+        self.dim = shop.space.dim
+        self._space = shop.space
+
+    def embeddings(self, ids):
+        return self._space.vectors[self._space.rows(ids)]
+
+    def search(self, queries, category, k):
+        return self._space.search(queries, category, k)

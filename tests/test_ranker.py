@@ -18,6 +18,7 @@ from ranker.synthetic import make_shop
 from ranker.train import TrainConfig, save_model
 from ranker.trainer import train_from_events
 from shopthelook.types import Box, Detection, ProductHit
+from tests.helpers import ShopCatalog
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +134,6 @@ def test_too_few_events_is_a_clear_error(shop):
         clean_events(unknown, shop.space)
 
 
-class _FakeCatalog:
-    """What LightGBMRanker needs from a catalog, over the synthetic shop."""
-
-    def __init__(self, shop):
-        self.products = shop.products.assign(image="")
-        self.dim = shop.space.dim
-        self._space = shop.space
-
-    def embeddings(self, ids):
-        return self._space.vectors[self._space.rows(ids)]
-
-    def search(self, queries, category, k):
-        return self._space.search(queries, category, k)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, trained):
     folder = tmp_path_factory.mktemp("model")
@@ -178,7 +164,7 @@ def test_model_folder_serves_reorders_and_explains(shop, model_dir):
     files = {p.name for p in model_dir.iterdir()}
     assert {"model.txt", "features.json", "metrics.json", "manifest.json"} <= files
     assert json.loads((model_dir / "features.json").read_text()) == list(FEATURES)
-    ranker = LightGBMRanker.load(model_dir, catalog=_FakeCatalog(shop), events=shop.events)
+    ranker = LightGBMRanker.load(model_dir, catalog=ShopCatalog(shop), events=shop.events)
     assert isinstance(ranker, Ranker)
     hits = _candidates(shop)
     ids = {h.product_id for h in hits}
@@ -195,7 +181,7 @@ def test_model_folder_serves_reorders_and_explains(shop, model_dir):
 
 
 def test_personal_rankings_differ_between_users_of_different_styles(shop, model_dir):
-    ranker = LightGBMRanker.load(model_dir, catalog=_FakeCatalog(shop), events=shop.events)
+    ranker = LightGBMRanker.load(model_dir, catalog=ShopCatalog(shop), events=shop.events)
     by_style = {}
     for user, style in shop.user_style.items():
         by_style.setdefault(style, user)
@@ -225,8 +211,8 @@ def test_model_from_an_older_feature_list_is_refused(shop, model_dir, tmp_path):
     manifest["feature_version"] = 0
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RankerModelError, match="another feature list.*retired_feature"):
-        LightGBMRanker.load(old, catalog=_FakeCatalog(shop))
-    fallback = load_ranker(old, catalog=_FakeCatalog(shop))
+        LightGBMRanker.load(old, catalog=ShopCatalog(shop))
+    fallback = load_ranker(old, catalog=ShopCatalog(shop))
     assert isinstance(fallback, VisualOrderRanker) and "retrain" in fallback.fallback_reason
     hits = _candidates(shop, 10)
     assert [h.product_id for h in fallback.rank(_context(shop, "u001"), hits)] == [
@@ -240,12 +226,12 @@ def test_corrupt_model_file_falls_back(shop, model_dir, tmp_path):
     for f in model_dir.iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
     (bad / "model.txt").write_text("not a model")
-    fallback = load_ranker(bad, catalog=_FakeCatalog(shop))
+    fallback = load_ranker(bad, catalog=ShopCatalog(shop))
     assert isinstance(fallback, VisualOrderRanker) and "corrupt" in fallback.fallback_reason
 
 
 def test_ranking_no_candidates_and_unknown_products(shop, model_dir):
-    ranker = LightGBMRanker.load(model_dir, catalog=_FakeCatalog(shop))
+    ranker = LightGBMRanker.load(model_dir, catalog=ShopCatalog(shop))
     assert ranker.rank(_context(shop, "u001"), []) == []
     hits = [ProductHit("p0-001", 0.5, "cat0"), ProductHit("ghost", 0.9, "cat0")]
     assert {h.product_id for h in ranker.rank(_context(shop, "u001"), hits)} == {"p0-001", "ghost"}

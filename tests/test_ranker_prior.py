@@ -15,6 +15,7 @@ from ranker.synthetic import make_shop
 from ranker.train import TrainConfig, predict, save_model
 from ranker.trainer import train_from_events
 from shopthelook.types import Box, Detection, ProductHit
+from tests.helpers import ShopCatalog
 
 COL = FEATURES.index("style_max")
 
@@ -79,19 +80,6 @@ def test_boosted_from_profile_max_still_learns_the_planted_preference(trained):
     assert not np.allclose(trees_only, trained.predict(trained.test_X))
 
 
-class _Catalog:
-    def __init__(self, shop):
-        self.products = shop.products.assign(image="")
-        self.dim = shop.space.dim
-        self._space = shop.space
-
-    def embeddings(self, ids):
-        return self._space.vectors[self._space.rows(ids)]
-
-    def search(self, queries, category, k):
-        return self._space.search(queries, category, k)
-
-
 def test_served_scores_include_the_prior_and_explain_it(shop, trained, tmp_path):
     save_model(
         tmp_path,
@@ -102,7 +90,7 @@ def test_served_scores_include_the_prior_and_explain_it(shop, trained, tmp_path)
         catalog_info={"dim": shop.space.dim},
     )
     assert json.loads((tmp_path / "manifest.json").read_text())["prior"] == trained.info["prior"]
-    ranker = LightGBMRanker.load(tmp_path, catalog=_Catalog(shop), events=shop.events)
+    ranker = LightGBMRanker.load(tmp_path, catalog=ShopCatalog(shop), events=shop.events)
     assert ranker.prior == trained.prior
     query = shop.space.vectors[shop.space.row["p0-000"]]
     found = shop.space.search(query, "cat0", 30)[0]
