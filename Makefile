@@ -24,6 +24,7 @@ browser:
 	else echo "chromium is not installed and apt-get needs root: the browser test will be skipped"; fi
 
 test:
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint:

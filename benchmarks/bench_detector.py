@@ -27,9 +27,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detector.yolo import YoloDetector  # noqa: E402
-from shopthelook.config import load_settings  # noqa: E402
-from shopthelook.images import load_image  # noqa: E402
-from shopthelook.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.core.config import load_settings  # noqa: E402
+from shopthelook.core.images import load_image  # noqa: E402
+from shopthelook.core.taxonomy import load_taxonomy  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedder import create_backbone  # noqa: E402
-from shopthelook.config import Settings, apply_threads  # noqa: E402
-from shopthelook.images import load_image  # noqa: E402
+from shopthelook.core.config import Settings, apply_threads  # noqa: E402
+from shopthelook.core.images import load_image  # noqa: E402
 
 
 def sample_images(n: int, settings: Settings):

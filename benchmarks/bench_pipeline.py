@@ -40,12 +40,12 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=10)
     args = parser.parse_args()
 
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import apply_threads, load_settings
-    from shopthelook.datasets import load_products, load_scenes
+    from shopthelook.core.config import apply_threads, load_settings
+    from shopthelook.core.datasets import load_products, load_scenes
+    from shopthelook.core.taxonomy import load_taxonomy
     from shopthelook.pipeline import ShopTheLook
-    from shopthelook.taxonomy import load_taxonomy
 
     settings = load_settings(backbone=args.backbone, threads=args.threads)
     apply_threads(args.threads)

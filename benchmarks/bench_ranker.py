@@ -23,12 +23,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from catalog import Catalog  # noqa: E402
 from ranker.base import RankContext  # noqa: E402
 from ranker.events import EventStore  # noqa: E402
 from ranker.lgbm import LightGBMRanker, load_ranker  # noqa: E402
-from shopthelook.catalog import Catalog  # noqa: E402
-from shopthelook.config import apply_threads, default_shared_root  # noqa: E402
-from shopthelook.types import Box, Detection, ProductHit  # noqa: E402
+from shopthelook.core.config import apply_threads, default_shared_root  # noqa: E402
+from shopthelook.core.types import Box, Detection, ProductHit  # noqa: E402
 
 
 def median_ms(fn, repeat: int) -> tuple[float, float]:

@@ -12,7 +12,6 @@
     python benchmarks/bench_scale.py overhead --workers 2 --partitions 200
 
     # Catalog.add of 1,000 real products (their photos embedded with hvf again) into a 1M catalog, saved
-    # (needs shopthelook.catalog wired to shopthelook.ann)
     python benchmarks/bench_scale.py catalog-add --catalogs catalogs/ikea-hvf catalogs/hm-hvf \\
         --n 1000000 --add 1000 --out /tmp/bench_scale_catalog
 
@@ -77,7 +76,7 @@ def percentiles(values):
 def cmd_index(args) -> dict:
     import faiss
 
-    from shopthelook import ann
+    from catalog import ann
 
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(1)
@@ -210,16 +209,14 @@ def bench_add(args, ann, store, cats, real, real_cats, indexes, specs, rescorers
     }
 
 
-# -- Catalog.add into a big catalog (needs shopthelook.catalog wired to shopthelook.ann) ---
+# -- Catalog.add into a big catalog ---------------------------------------------------
 def cmd_catalog_add(args) -> dict:
     import pandas as pd
 
+    from catalog import FORMAT_VERSION, Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import FORMAT_VERSION, Catalog
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
-    if not hasattr(Catalog, "compact"):
-        raise SystemExit("shopthelook.catalog is not wired to shopthelook.ann yet")
     settings = load_settings(backbone="hvf")
     embedder = create_embedder(settings)
     x, cats, _, _, _ = replicated_catalog(args.catalogs, args.n, args.categories, args.noise)
@@ -298,9 +295,10 @@ def cmd_catalog_add(args) -> dict:
 
 # -- Dask --------------------------------------------------------------------------------
 def cmd_match(args) -> dict:
-    from shopthelook.config import load_settings
-    from shopthelook.datasets import load_scenes
-    from shopthelook.distributed import MatchPipelineSpec, dask_client, distributed_match
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.datasets import load_scenes
+    from shopthelook.dask_jobs import MatchPipelineSpec, distributed_match
+    from shopthelook.distributed import dask_client
 
     settings = load_settings()
     scenes = load_scenes(args.scenes, data_root=settings.data_root).head(args.n_scenes)

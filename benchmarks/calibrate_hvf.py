@@ -19,7 +19,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedder.hvf import STAT_MEAN, STAT_NAMES, STAT_STD, attractiveness_stats  # noqa: E402
-from shopthelook.config import Settings  # noqa: E402
+from shopthelook.core.config import Settings  # noqa: E402
 
 SOURCES = (("ikea", "products.csv"), ("ikea", "rooms.csv"), ("hm", "articles.csv"))
 

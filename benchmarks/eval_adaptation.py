@@ -40,14 +40,14 @@ from embedder.adaptation import (  # noqa: E402
     scene_like,
 )
 from embedder.base import Backbone  # noqa: E402
+from embedder.factory import create_backbone  # noqa: E402
 from embedder.head import Embedder  # noqa: E402
-from embedder.registry import create_backbone  # noqa: E402
 from embedder.train_same import TrainConfig, peak_rss_mb, train_same  # noqa: E402
-from shopthelook.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
-from shopthelook.datasets import load_pairs, load_products, load_scenes  # noqa: E402
-from shopthelook.groups import embed_cached  # noqa: E402
-from shopthelook.images import load_image  # noqa: E402
-from shopthelook.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.core.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
+from shopthelook.core.datasets import load_pairs, load_products, load_scenes  # noqa: E402
+from shopthelook.core.images import load_image  # noqa: E402
+from shopthelook.core.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.lookalikes import embed_cached  # noqa: E402
 
 
 class ContentCachedBackbone(Backbone):
@@ -106,7 +106,7 @@ def load_mined(out_dir: Path, rooms):
 
 
 def look_recall(products, embedder, detector, taxonomy, settings, scenes, pairs, rooms, ks):
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
     from shopthelook.evaluate import evaluate_looks
     from shopthelook.pipeline import ShopTheLook
 

@@ -42,10 +42,10 @@ import embedder  # noqa: E402
 from embedder import create_backbone  # noqa: E402
 from embedder.base import l2_normalize  # noqa: E402
 from embedder.yolo import YoloBackbone, YoloFeatureConfig, letterbox, pool_map  # noqa: E402
-from shopthelook.config import Settings, apply_threads  # noqa: E402
-from shopthelook.images import crop, load_image  # noqa: E402
-from shopthelook.taxonomy import load_taxonomy  # noqa: E402
-from shopthelook.types import Box  # noqa: E402
+from shopthelook.core.config import Settings, apply_threads  # noqa: E402
+from shopthelook.core.images import crop, load_image  # noqa: E402
+from shopthelook.core.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.core.types import Box  # noqa: E402
 
 CATEGORIES = ("chair", "bed", "table", "sofa", "plant-pot")
 CACHE = Path("/tmp/stl_embedder_eval")
@@ -70,7 +70,7 @@ def detect(rooms: pd.DataFrame, room_ids, ikea: Path, settings: Settings) -> dic
     path = CACHE / "detections.json"
     if path.exists():
         return json.loads(path.read_text())
-    from detector.model import load_yolo
+    from shopthelook.core.yolo_model import load_yolo
 
     model = load_yolo(settings.detector_weights)
     found = {}

@@ -22,13 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embedder.head import Embedder, load_head  # noqa: E402
+from embedder.factory import (
+    create_backbone,  # noqa: E402
+    load_head,  # noqa: E402
+)
+from embedder.head import Embedder  # noqa: E402
 from embedder.oaar import label_directions, ranking_auc  # noqa: E402
-from embedder.registry import create_backbone  # noqa: E402
 from shopthelook.commands.same import load_label_table  # noqa: E402
-from shopthelook.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
-from shopthelook.groups import embed_cached  # noqa: E402
-from shopthelook.images import load_image  # noqa: E402
+from shopthelook.core.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
+from shopthelook.core.images import load_image  # noqa: E402
+from shopthelook.lookalikes import embed_cached  # noqa: E402
 
 
 def evaluate(source, backbone, head, args, settings):

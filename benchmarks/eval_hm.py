@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from catalog import Catalog  # noqa: E402
 from ranker.attractiveness import compute_attractiveness  # noqa: E402
 from ranker.dataset import clean_events, time_split  # noqa: E402
 from ranker.events import EventStore  # noqa: E402
@@ -39,9 +40,8 @@ from ranker.plots import plot_importance, plot_metrics  # noqa: E402
 from ranker.profile import ProductSpace  # noqa: E402
 from ranker.train import TrainConfig, save_model  # noqa: E402
 from ranker.trainer import format_table, train_from_events  # noqa: E402
-from shopthelook.catalog import Catalog  # noqa: E402
-from shopthelook.config import default_shared_root, load_settings  # noqa: E402
-from shopthelook.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.core.config import default_shared_root, load_settings  # noqa: E402
+from shopthelook.core.taxonomy import load_taxonomy  # noqa: E402
 
 
 def paired_bootstrap(result, baseline: str, rounds: int = 2000) -> tuple[float, float, float]:

@@ -29,7 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embedder.registry import create_embedder  # noqa: E402
+from catalog import Catalog  # noqa: E402
+from embedder.factory import create_embedder  # noqa: E402
 from ranker.attractiveness import compute_attractiveness  # noqa: E402
 from ranker.base import RankContext  # noqa: E402
 from ranker.dataset import snapshot  # noqa: E402
@@ -39,11 +40,10 @@ from ranker.plots import plot_importance, plot_metrics  # noqa: E402
 from ranker.prior import Prior  # noqa: E402
 from ranker.profile import ProductSpace  # noqa: E402
 from ranker.train import TrainConfig, builder_for, fit, predict, save_model  # noqa: E402
-from shopthelook.catalog import Catalog  # noqa: E402
-from shopthelook.config import apply_threads, default_shared_root, load_settings  # noqa: E402
-from shopthelook.images import crop, load_image  # noqa: E402
-from shopthelook.taxonomy import load_taxonomy  # noqa: E402
-from shopthelook.types import Box, Detection, ProductHit  # noqa: E402
+from shopthelook.core.config import apply_threads, default_shared_root, load_settings  # noqa: E402
+from shopthelook.core.images import crop, load_image  # noqa: E402
+from shopthelook.core.taxonomy import load_taxonomy  # noqa: E402
+from shopthelook.core.types import Box, Detection, ProductHit  # noqa: E402
 
 K = 10
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
@@ -54,7 +54,7 @@ def detect_rooms(rooms: pd.DataFrame, ikea: Path, settings, cache: Path) -> dict
     found = json.loads(cache.read_text()) if cache.exists() else {}
     todo = [r for r in rooms.index if r not in found]
     if todo:
-        from detector.model import load_yolo
+        from shopthelook.core.yolo_model import load_yolo
 
         model = load_yolo(settings.detector_weights)
         for room_id in todo:

@@ -25,11 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embedder.registry import create_backbone  # noqa: E402
+from embedder.factory import create_backbone  # noqa: E402
 from embedder.train_same import TrainConfig, peak_rss_mb, train_same  # noqa: E402
 from shopthelook.commands.same import group_data  # noqa: E402
-from shopthelook.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
-from shopthelook.groups import Aggregate, creator_hit_rate, split_groups  # noqa: E402
+from shopthelook.core.config import REPO_ROOT, Settings, apply_threads  # noqa: E402
+from shopthelook.core.groups import split_groups  # noqa: E402
+from shopthelook.lookalikes import Aggregate, creator_hit_rate  # noqa: E402
 
 CURVE_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50)
 REPORT_KS = (1, 5, 10, 50)

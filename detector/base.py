@@ -1,6 +1,6 @@
 """The detector stage's interface: a scene image in, the objects worth shopping for out.
 
-Every implementation returns :class:`shopthelook.types.Detection` objects sorted by score
+Every implementation returns :class:`shopthelook.core.types.Detection` objects sorted by score
 (highest first), at most ``max_objects`` of them, with boxes inside the image; the shared
 contract test in tests/test_detector.py checks this for each registered kind.
 """
@@ -8,17 +8,11 @@ contract test in tests/test_detector.py checks this for each registered kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
 from PIL import Image
 
-from shopthelook.errors import ConfigError
-from shopthelook.types import Box, Detection
-
-if TYPE_CHECKING:
-    from shopthelook.config import Settings
-    from shopthelook.taxonomy import Taxonomy
+from shopthelook.core.types import Box, Detection
 
 
 class Detector(ABC):
@@ -36,40 +30,6 @@ class Detector(ABC):
     def detect_many(self, images: Iterable[Image.Image]) -> list[list[Detection]]:
         """Detections for each image in turn (implementations may batch)."""
         return [self.detect(image) for image in images]
-
-
-DetectorFactory = Callable[["Settings", "Taxonomy"], Detector]
-_REGISTRY: dict[str, DetectorFactory] = {}
-
-
-def register_detector(kind: str) -> Callable[[DetectorFactory], DetectorFactory]:
-    """Register ``factory(settings, taxonomy) -> Detector`` under ``kind``."""
-
-    def wrap(factory: DetectorFactory) -> DetectorFactory:
-        _REGISTRY[kind] = factory
-        return factory
-
-    return wrap
-
-
-def detector_kinds() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_detector(
-    settings: Settings, taxonomy: Taxonomy | None = None, *, kind: str | None = None
-) -> Detector:
-    """The detector that ``settings`` describe (``kind`` defaults to settings.detector or yolo)."""
-    from detector import yolo  # noqa: F401  (registers the built-in kind)
-
-    kind = kind or getattr(settings, "detector", None) or "yolo"
-    if kind not in _REGISTRY:
-        raise ConfigError(f"unknown detector {kind!r}; known: {detector_kinds()}")
-    if taxonomy is None:
-        from shopthelook.taxonomy import load_taxonomy
-
-        taxonomy = load_taxonomy(settings.taxonomy)
-    return _REGISTRY[kind](settings, taxonomy)
 
 
 # -- box geometry shared by implementations and by user regions ---------------------------

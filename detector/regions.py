@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from detector.base import Detector, box_iou, covered_share
-from shopthelook.errors import BoxError
-from shopthelook.images import crop
-from shopthelook.types import Box, Detection
+from shopthelook.core.errors import BoxError
+from shopthelook.core.images import crop
+from shopthelook.core.types import Box, Detection
 
 if TYPE_CHECKING:
-    from shopthelook.taxonomy import Taxonomy
+    from shopthelook.core.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 

@@ -9,24 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from detector.base import (
-    Detector,
-    best_first,
-    create_detector,
-    drop_same_category_duplicates,
-    register_detector,
-)
-from detector.model import load_yolo, model_lock
-from shopthelook.config import apply_threads
-from shopthelook.errors import ConfigError
-from shopthelook.images import to_rgb
-from shopthelook.types import Box, Detection
+from detector.base import Detector, best_first, drop_same_category_duplicates
+from detector.registry import register_detector
+from shopthelook.core.config import apply_threads
+from shopthelook.core.errors import ConfigError
+from shopthelook.core.images import to_rgb
+from shopthelook.core.types import Box, Detection
+from shopthelook.core.yolo_model import load_yolo, model_lock
 
 if TYPE_CHECKING:
-    from shopthelook.config import Settings
-    from shopthelook.taxonomy import Taxonomy
+    from shopthelook.core.config import Settings
+    from shopthelook.core.taxonomy import Taxonomy
 
-__all__ = ["YoloDetector", "create_detector", "to_detections"]
+__all__ = ["YoloDetector", "to_detections"]
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 
-from shopthelook.errors import DatasetError, ShopTheLookError
-from shopthelook.images import crop as crop_image
-from shopthelook.images import load_image
+from shopthelook.core.errors import DatasetError, ShopTheLookError
+from shopthelook.core.images import crop as crop_image
+from shopthelook.core.images import load_image
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shopthelook.errors import BackboneError
+from shopthelook.core.errors import BackboneError
 
 ImageLike = Image.Image | str | Path
 

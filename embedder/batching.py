@@ -16,8 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from embedder.base import Backbone, ImageLike, l2_normalize
-from shopthelook.errors import BackboneError
-from shopthelook.images import DEFAULT_MAX_PIXELS, load_image
+from shopthelook.core.errors import BackboneError
+from shopthelook.core.images import DEFAULT_MAX_PIXELS, load_image
 
 
 class BatchedBackbone(Backbone):

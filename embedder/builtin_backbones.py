@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from embedder.base import Backbone
 from embedder.registry import BackboneEntry, register_backbone
-from shopthelook.config import Settings
+from shopthelook.core.config import Settings
 
 
 def _yolo(argument: str | None, settings: Settings) -> Backbone:

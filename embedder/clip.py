@@ -27,8 +27,8 @@ from PIL import Image
 
 from embedder.base import l2_normalize
 from embedder.batching import BatchedBackbone
-from shopthelook.config import apply_threads
-from shopthelook.errors import BackboneError
+from shopthelook.core.config import apply_threads
+from shopthelook.core.errors import BackboneError
 
 log = logging.getLogger(__name__)
 

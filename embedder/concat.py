@@ -16,7 +16,7 @@ from PIL import Image
 from embedder.base import Backbone
 from embedder.batching import BatchedBackbone
 from embedder.registry import block_name
-from shopthelook.errors import BackboneError
+from shopthelook.core.errors import BackboneError
 
 
 class ConcatBackbone(BatchedBackbone):

@@ -7,15 +7,13 @@ A head maps backbone embeddings [n, d_in] to the style space [n, d_out]. The SAM
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from embedder.base import Backbone, ImageLike, l2_normalize
-from shopthelook.errors import HeadError
+from shopthelook.core.errors import HeadError
 
 
 class Head(ABC):
@@ -53,29 +51,6 @@ def register_head(kind: str):
         return cls
 
     return deco
-
-
-def load_head(path: str | Path) -> Head:
-    folder = Path(path)
-    manifest = folder / "head.json"
-    if not manifest.exists():
-        raise HeadError(
-            f"head folder {folder}: no head.json (train one with 'shopthelook same train')"
-        )
-    try:
-        config = json.loads(manifest.read_text())
-        kind = config["kind"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise HeadError(f"head folder {folder}: head.json is corrupt ({exc})") from None
-    if kind not in HEAD_LOADERS:
-        # importing the module registers its loader
-        try:
-            import embedder.same  # noqa: F401
-        except ImportError:
-            pass
-    if kind not in HEAD_LOADERS:
-        raise HeadError(f"head folder {folder}: unknown head kind {kind!r}")
-    return HEAD_LOADERS[kind].load(folder)
 
 
 class Embedder:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from embedder.base import ImageLike, l2_normalize
 from embedder.batching import BatchedBackbone
-from shopthelook.images import load_image
+from shopthelook.core.images import load_image
 
 HVF_SIZE = 256
 HSV_BINS = (8, 3, 3)

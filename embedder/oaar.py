@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from embedder.base import Backbone, l2_normalize
-from shopthelook.errors import ConfigError, DatasetError, HeadError
+from shopthelook.core.errors import ConfigError, DatasetError, HeadError
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ is why catalog manifests can store it):
 
 A concatenation L2-normalises each block, multiplies it by its weight, concatenates and
 normalises again, so ``yolo+hvf*0.5`` lets hvf contribute half of yolo's share to the cosine.
-A new backbone registers a factory here with :func:`register_backbone`.
+A new backbone registers a factory here with :func:`register_backbone` (the built-ins do so
+in ``embedder.builtin_backbones``, imported with the package); ``embedder.factory`` builds them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from embedder.base import Backbone
-from embedder.head import Embedder, load_head
-from shopthelook.config import Settings
-from shopthelook.errors import BackboneError
+from shopthelook.core.config import Settings
+from shopthelook.core.errors import BackboneError
 
 Factory = Callable[[str | None, Settings], Backbone]
 
@@ -47,8 +47,7 @@ _REGISTRY: dict[str, BackboneEntry] = {}
 
 
 def register_backbone(entry: BackboneEntry) -> BackboneEntry:
-    """Add (or replace) a named backbone; built-ins load first so that a later entry wins."""
-    _ensure_builtins()
+    """Add (or replace) a named backbone (the built-ins are registered on import of the package)."""
     if "+" in entry.prefix or "*" in entry.prefix or ":" in entry.prefix:
         raise ValueError(f"backbone prefix {entry.prefix!r} may not contain '+', '*' or ':'")
     _REGISTRY[entry.prefix] = entry
@@ -56,7 +55,6 @@ def register_backbone(entry: BackboneEntry) -> BackboneEntry:
 
 
 def registered_backbones() -> list[BackboneEntry]:
-    _ensure_builtins()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
@@ -80,7 +78,6 @@ def _known() -> str:
 
 def parse_backbone_name(name: str) -> list[tuple[str, str | None, float]]:
     """[(prefix, argument or None, weight)] for each '+'-joined block of ``name``."""
-    _ensure_builtins()
     if not isinstance(name, str) or not name.strip():
         raise BackboneError(f"backbone name {name!r} is empty; known: {_known()}")
     blocks = []
@@ -125,31 +122,9 @@ def block_name(name: str, weight: float) -> str:
     return name if weight == 1.0 else f"{name}*{weight!r}"
 
 
-def create_backbone(name: str, settings: Settings | None = None) -> Backbone:
-    """The backbone called ``name``; BackboneError names the known ones for an unknown name."""
-    settings = settings or Settings()
-    blocks = parse_backbone_name(name)
-    built = [(_REGISTRY[p].factory(arg, settings), w) for p, arg, w in blocks]
-    if len(built) == 1 and built[0][1] == 1.0:
-        return built[0][0]
-    from embedder.concat import ConcatBackbone
-
-    return ConcatBackbone(built)
-
-
-def create_embedder(settings: Settings | None = None) -> Embedder:
-    """settings.backbone followed by the head in settings.head (identity when empty)."""
-    settings = settings or Settings()
-    backbone = create_backbone(settings.backbone, settings)
-    head = load_head(settings.head) if settings.head else None
-    return Embedder(backbone, head)
-
-
-_builtins_loaded = False
-
-
-def _ensure_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        import embedder.builtin_backbones  # noqa: F401  (registers yolo, hvf, random, clip)
+def backbone_entry(prefix: str) -> BackboneEntry:
+    """The registered entry for ``prefix`` (a name's first part before ':')."""
+    entry = _REGISTRY.get(prefix)
+    if entry is None:
+        raise BackboneError(f"unknown backbone {prefix!r}; known: {_known()}")
+    return entry

@@ -23,7 +23,7 @@ import numpy as np
 
 from embedder.base import l2_normalize
 from embedder.head import Head, register_head
-from shopthelook.errors import HeadError
+from shopthelook.core.errors import HeadError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from embedder.same import SameConfig, SameHead, build_torch_mlp
-from shopthelook.errors import DatasetError
+from shopthelook.core.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 

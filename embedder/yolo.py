@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from embedder.batching import BatchedBackbone
-from shopthelook.config import apply_threads
-from shopthelook.errors import BackboneError, ConfigError
+from shopthelook.core.config import apply_threads
+from shopthelook.core.errors import BackboneError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class YoloBackbone(BatchedBackbone):
         name: str = "yolo",
         threads: int | None = None,
     ) -> None:
-        from detector.model import load_yolo, model_lock
+        from shopthelook.core.yolo_model import load_yolo, model_lock
 
         self.name = name
         self.weights = str(weights)

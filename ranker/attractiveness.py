@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from shopthelook.errors import ImageError
-from shopthelook.images import load_image
+from shopthelook.core.errors import ImageError
+from shopthelook.core.images import load_image
 
 log = logging.getLogger(__name__)
 

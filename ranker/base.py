@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shopthelook.types import Detection, ProductHit
+from shopthelook.core.types import Detection, ProductHit
 
 
 @dataclass

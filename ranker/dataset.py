@@ -20,8 +20,8 @@ from ranker.base import RankContext
 from ranker.engagement import EngagementStats
 from ranker.events import EVENT_TYPES
 from ranker.profile import EVENT_WEIGHTS, ProductSpace, ProfileBook
-from shopthelook.errors import ShopTheLookError
-from shopthelook.types import Box, Detection, ProductHit
+from shopthelook.core.errors import ShopTheLookError
+from shopthelook.core.types import Box, Detection, ProductHit
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from ranker.events import _INSERT_COLUMNS, COLUMNS, EventError, _Backend
+from ranker.event_backends import Backend
+from ranker.event_schema import COLUMNS, INSERT_COLUMNS, EventError
 
 
-class ServerBackend(_Backend):
+class ServerBackend(Backend):
     """Server databases (PostgreSQL, MySQL, ...) through SQLAlchemy Core."""
 
     def __init__(self, url: str) -> None:
@@ -68,7 +69,7 @@ class ServerBackend(_Backend):
             for r in rows:
                 if r["dedupe_key"] not in seen:
                     seen.add(r["dedupe_key"])
-                    fresh.append({c: r[c] for c in _INSERT_COLUMNS})
+                    fresh.append({c: r[c] for c in INSERT_COLUMNS})
             if not fresh:
                 return 0
             try:

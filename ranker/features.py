@@ -19,7 +19,7 @@ from ranker.attractiveness import ATTRACTIVENESS
 from ranker.base import RankContext
 from ranker.engagement import STAT_COLUMNS, EngagementStats
 from ranker.profile import ProductSpace, ProfileBook, UserProfile
-from shopthelook.types import ProductHit
+from shopthelook.core.types import ProductHit
 
 FEATURES: tuple[str, ...] = (
     "visual_sim",  # cosine of the query (crop) and the product

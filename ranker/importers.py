@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ranker.events import EventStore
-from shopthelook.errors import DatasetError
+from shopthelook.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

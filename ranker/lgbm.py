@@ -24,8 +24,8 @@ from ranker.features import FEATURE_VERSION, FEATURES, REASONS, FeatureBuilder, 
 from ranker.prior import Prior
 from ranker.profile import ProductSpace, ProfileBook, _profile
 from ranker.train import FORMAT_VERSION, MODEL_KIND
-from shopthelook.errors import ShopTheLookError
-from shopthelook.types import ProductHit
+from shopthelook.core.errors import ShopTheLookError
+from shopthelook.core.types import ProductHit
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class LightGBMRanker(Ranker):
         #: the SAME head the model was trained with (manifest "same_head"), else None
         self.style_head = None
         if manifest.get("same_head"):
-            from embedder.head import load_head
+            from embedder.factory import load_head
 
             self.style_head = load_head(manifest["same_head"])
         #: the baseline the trees were boosted from (manifest "prior"), else None
@@ -109,7 +109,7 @@ class LightGBMRanker(Ranker):
         path = Path(folder)
         manifest = read_manifest(path)
         if catalog is None:
-            from shopthelook.catalog import Catalog
+            from catalog import Catalog
 
             catalog_path = manifest.get("catalog", {}).get("path")
             if not catalog_path:

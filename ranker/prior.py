@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranker.features import FEATURES
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 
 class PriorError(ShopTheLookError):

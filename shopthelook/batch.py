@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 log = logging.getLogger(__name__)
 

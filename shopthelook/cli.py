@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 COMMAND_MODULES = (
     "shopthelook.commands.catalog",

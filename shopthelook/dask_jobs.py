@@ -43,7 +43,7 @@ class MatchPipelineSpec:
     """What a worker needs to build the ShopTheLook pipeline once (same flags as `match`)."""
 
     catalog: str
-    settings: Any = None  # shopthelook.config.Settings; None: load_settings()
+    settings: Any = None  # shopthelook.core.config.Settings; None: load_settings()
     ranker: str | None = None
     directions: str | None = None
     backbone: str | None = None
@@ -55,8 +55,8 @@ class MatchPipelineSpec:
         return stable_key(type(self).__module__, type(self).__qualname__, dataclasses.asdict(self))
 
     def build(self):
-        from shopthelook.catalog import Catalog
-        from shopthelook.config import load_settings
+        from catalog import Catalog
+        from shopthelook.core.config import load_settings
         from shopthelook.pipeline import ShopTheLook
 
         settings = (self.settings or load_settings()).replace(threads=self.threads)
@@ -190,9 +190,9 @@ def distributed_match(
 
 # -- embed products -----------------------------------------------------------------------
 def _embed_partition(job_dir: str, part: Partition, settings) -> dict:
+    from catalog import embed_products
     from embedder import create_embedder
-    from shopthelook.catalog import embed_products
-    from shopthelook.config import apply_threads
+    from shopthelook.core.config import apply_threads
 
     mark_attempt(job_dir, part.name)
     start, paths = part.payload

@@ -9,8 +9,8 @@ bad settings or a missing model fail the same way every time); a worker that die
 the nanny and the scheduler reruns its task elsewhere. Each attempt leaves a marker file, so the
 report says which partitions ran more than once and why the ones that never finished failed.
 
-The jobs themselves (match, embed products, train the ranker) are in ``shopthelook.dask_jobs``
-and re-exported here.
+The jobs themselves (match, embed products, train the ranker) are in ``shopthelook.dask_jobs``,
+which builds on this module.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopthelook.errors import ConfigError, ShopTheLookError
+from shopthelook.core.errors import ConfigError, ShopTheLookError
 
 log = logging.getLogger(__name__)
 
@@ -288,21 +288,3 @@ def check_report(report: JobReport, what: str) -> None:
             f"#{first.number}: {first.error}); finished partitions are kept, run the same "
             "command again to retry the rest"
         )
-
-
-_JOBS = (
-    "MatchPipelineSpec",
-    "distributed_embed_products",
-    "distributed_match",
-    "distributed_train_ranker",
-    "merge_jsonl_parts",
-)
-
-
-def __getattr__(name: str) -> Any:
-    # the jobs live in dask_jobs, which imports this module: load them on first use
-    if name in _JOBS:
-        from shopthelook import dask_jobs
-
-        return getattr(dask_jobs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

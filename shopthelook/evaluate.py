@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from shopthelook.errors import DatasetError, ShopTheLookError
+from shopthelook.core.errors import DatasetError, ShopTheLookError
 
 log = logging.getLogger(__name__)
 DEFAULT_KS = (1, 5, 10, 20)

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from shopthelook.catalog import Catalog, weights_fingerprint
-from shopthelook.config import Settings, apply_threads, load_settings
-from shopthelook.errors import CatalogError
-from shopthelook.images import ImageSource, crop, load_image
-from shopthelook.taxonomy import Taxonomy, load_taxonomy
-from shopthelook.types import Box, Detection, LookObject, LookResult, ProductHit
+from catalog import Catalog, weights_fingerprint
+from shopthelook.core.config import Settings, apply_threads, load_settings
+from shopthelook.core.errors import CatalogError
+from shopthelook.core.images import ImageSource, crop, load_image
+from shopthelook.core.taxonomy import Taxonomy, load_taxonomy
+from shopthelook.core.types import Box, Detection, LookObject, LookResult, ProductHit
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class ShopTheLook:
 
     def _boost_adjective(self, hits: list[ProductHit], adjective: str) -> list[ProductHit]:
         if self.directions is None:
-            from shopthelook.errors import ConfigError
+            from shopthelook.core.errors import ConfigError
 
             raise ConfigError(
                 f"adjective {adjective!r}: no style directions are loaded "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from shopthelook.config import default_shared_root
+from shopthelook.core.config import default_shared_root
 
 SHARED = default_shared_root()
 

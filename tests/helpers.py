@@ -32,10 +32,10 @@ def write_products(folder: Path, n: int = 12, *, seed0: int = 0) -> Path:
 
 
 def build_catalog(folder: Path, backbone: str = "hvf", n: int = 12):
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import load_settings
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = load_settings(backbone=backbone)
     table = write_products(folder / "src", n)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shopthelook import ann
-from shopthelook.errors import CatalogError
+from catalog import ann
+from shopthelook.core.errors import CatalogError
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -260,17 +260,12 @@ def test_tuning_can_use_real_queries(data, fresh):
     assert recall(found, exact_top(x, ids, fresh[200:], 10)) >= 0.92
 
 
-# -- the catalog on these indexes (runs once shopthelook.catalog is wired to shopthelook.ann) --
+# -- the catalog on these indexes --
 def wired_catalog(folder, n=3000, kind="auto"):
     """A saved 'hvf' catalog of n synthetic products in two categories, big enough for ANN."""
-    from shopthelook.catalog import FORMAT_VERSION, Catalog
-
-    if not hasattr(Catalog, "compact"):
-        pytest.skip(
-            "shopthelook.catalog does not use shopthelook.ann yet (see docs/running-at-scale.md)"
-        )
+    from catalog import FORMAT_VERSION, Catalog
     from embedder import create_embedder
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     embedder = create_embedder(load_settings(backbone="hvf"))
     vectors = unit(n, dim=embedder.dim, seed=3)
@@ -305,7 +300,7 @@ def top_ids(catalog, product_ids, category, k=10):
 
 
 def test_catalog_records_tuned_indexes_and_reloads_them(tmp_path):
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     catalog, _ = wired_catalog(tmp_path)
     assert catalog.manifest["index"] == {"chair": "ivf-sq8", "sofa": "ivf-sq8"}
@@ -320,7 +315,7 @@ def test_catalog_records_tuned_indexes_and_reloads_them(tmp_path):
 
 
 def test_catalog_add_leaves_other_results_alone_and_remove_deletes(tmp_path):
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
     from tests.helpers import write_products
 
     catalog, embedder = wired_catalog(tmp_path)
@@ -350,7 +345,7 @@ def test_catalog_add_leaves_other_results_alone_and_remove_deletes(tmp_path):
 
 
 def test_hnsw_catalog_compacts_after_many_removals(tmp_path):
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     catalog, _ = wired_catalog(tmp_path, kind="hnsw")
     assert set(catalog.manifest["index"].values()) == {"hnsw"}
@@ -369,7 +364,7 @@ def test_hnsw_catalog_compacts_after_many_removals(tmp_path):
 def test_catalog_whose_index_and_table_disagree_is_refused_at_load(tmp_path):
     import shutil
 
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     wired_catalog(tmp_path)
     folder = tmp_path / "catalog"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from embedder import create_backbone, registered_backbones
-from shopthelook.config import Settings
-from shopthelook.errors import ImageError
+from shopthelook.core.config import Settings
+from shopthelook.core.errors import ImageError
 from tests.conftest import draw_image
 
 
@@ -110,7 +110,7 @@ def test_text_tower_contract(backbone):
         assert texts.shape == (2, backbone.dim) and texts.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
     else:
-        from shopthelook.errors import BackboneError
+        from shopthelook.core.errors import BackboneError
 
         with pytest.raises(BackboneError, match="no text tower"):
             backbone.embed_texts(["a red chair"])

@@ -184,7 +184,7 @@ def test_browse_scene_click_dot_and_product(site, browser_page):
 @pytest.mark.slow
 def test_real_ikea_room_with_yolo(tmp_path, ikea_root, yolo_weights, browser_page):
     """A real IKEA room, the real YOLO detector, a catalog of real IKEA products (hvf)."""
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
     from shopthelook.pipeline import ShopTheLook
     from web import create_app, services_of
 

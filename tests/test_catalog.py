@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shopthelook.catalog import Catalog
-from shopthelook.errors import CatalogError, ProductTableError
+from catalog import Catalog
+from shopthelook.core.errors import CatalogError, ProductTableError
 from tests.helpers import build_catalog, write_products
 
 
@@ -73,8 +73,8 @@ def test_load_refuses_missing_and_inconsistent_catalogs(catalog, tmp_path):
 
 def test_failed_rebuild_keeps_the_old_catalog(catalog, tmp_path):
     from embedder import create_embedder
-    from shopthelook.config import load_settings
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.taxonomy import load_taxonomy
 
     bad = tmp_path / "bad.csv"
     pd.DataFrame(
@@ -92,8 +92,8 @@ def test_failed_rebuild_keeps_the_old_catalog(catalog, tmp_path):
 
 
 def test_product_table_errors_name_the_problem(tmp_path):
-    from shopthelook.product_table import prepare_product_table
-    from shopthelook.taxonomy import load_taxonomy
+    from catalog.product_table import prepare_product_table
+    from shopthelook.core.taxonomy import load_taxonomy
 
     path = tmp_path / "p.csv"
     pd.DataFrame({"id": ["a"], "image": ["x.png"]}).to_csv(path, index=False)
@@ -108,8 +108,8 @@ def test_product_table_errors_name_the_problem(tmp_path):
 
 def test_unreadable_product_images_are_skipped_and_recorded(tmp_path):
     from embedder import create_embedder
-    from shopthelook.config import load_settings
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.taxonomy import load_taxonomy
 
     csv = write_products(tmp_path / "src", 6)
     (tmp_path / "src" / "img" / "p001.png").write_bytes(b"")
@@ -127,7 +127,7 @@ def test_unreadable_product_images_are_skipped_and_recorded(tmp_path):
 
 def test_add_and_remove_without_rebuild(catalog, tmp_path):
     from embedder import create_embedder
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     embedder = create_embedder(load_settings(backbone="hvf"))
     before = catalog.search(catalog.embeddings(["P000"]), "chair", k=4)[0]
@@ -151,7 +151,7 @@ def test_add_and_remove_without_rebuild(catalog, tmp_path):
 
 def test_add_refuses_another_backbone(catalog, tmp_path):
     from embedder import create_embedder
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     extra = write_products(tmp_path / "extra", 2, seed0=50)
     with pytest.raises(CatalogError, match="uses backbone 'hvf'"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopthelook.config import Settings, load_settings
-from shopthelook.errors import ConfigError
+from shopthelook.core.config import Settings, load_settings
+from shopthelook.core.errors import ConfigError
 
 
 def test_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):

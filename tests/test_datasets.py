@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shopthelook.datasets import load_pairs, load_products, load_scenes
-from shopthelook.errors import DatasetError
-from shopthelook.taxonomy import load_taxonomy
+from shopthelook.core.datasets import load_pairs, load_products, load_scenes
+from shopthelook.core.errors import DatasetError
+from shopthelook.core.taxonomy import load_taxonomy
 from tests.conftest import draw_image
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import draw_image
 from PIL import Image
 
-import detector.base as detector_base
+import detector.registry as detector_registry
 from detector import (
     Detector,
     box_iou,
@@ -22,12 +22,12 @@ from detector import (
     user_region,
 )
 from detector.base import best_first, drop_same_category_duplicates
-from detector.model import load_yolo
-from shopthelook.config import Settings
-from shopthelook.errors import BoxError, ConfigError
-from shopthelook.images import crop, load_image
-from shopthelook.taxonomy import load_taxonomy
-from shopthelook.types import Box, Detection
+from shopthelook.core.config import Settings
+from shopthelook.core.errors import BoxError, ConfigError
+from shopthelook.core.images import crop, load_image
+from shopthelook.core.taxonomy import load_taxonomy
+from shopthelook.core.types import Box, Detection
+from shopthelook.core.yolo_model import load_yolo
 
 # Rooms of ../shared/data/ikea used below (chosen for what YOLOv8n finds in them).
 BUSY_ROOM = "ikea-a-sunny-space-for-celebrating-or-just-having-"  # 20 objects, some cups
@@ -258,7 +258,7 @@ def test_registered_kinds_are_built_by_the_factory(taxonomy):
         assert isinstance(made, ScriptedDetector) and made.max_objects == 3
         assert built == [(3, taxonomy)]
     finally:
-        detector_base._REGISTRY.pop("scripted-test")
+        detector_registry._REGISTRY.pop("scripted-test")
 
 
 def test_missing_or_corrupt_weights_are_config_errors(tmp_path, taxonomy):

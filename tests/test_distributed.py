@@ -20,16 +20,10 @@ import pytest
 pytest.importorskip("distributed", reason="Dask is not installed (pip install 'dask[distributed]')")
 
 from detector.base import Detector  # noqa: E402
-from shopthelook.distributed import (  # noqa: E402
-    MatchPipelineSpec,
-    cache_loads,
-    distributed_embed_products,
-    distributed_match,
-    get_client,
-    parse_scheduler,
-)
-from shopthelook.errors import ConfigError  # noqa: E402
-from shopthelook.types import Box, Detection  # noqa: E402
+from shopthelook.core.errors import ConfigError  # noqa: E402
+from shopthelook.core.types import Box, Detection  # noqa: E402
+from shopthelook.dask_jobs import MatchPipelineSpec, distributed_embed_products, distributed_match
+from shopthelook.distributed import cache_loads, get_client, parse_scheduler
 from tests.conftest import draw_image  # noqa: E402
 from tests.helpers import build_catalog  # noqa: E402
 
@@ -192,9 +186,9 @@ def test_a_stopped_run_keeps_its_finished_partitions(client, world, tmp_path):
 
 
 def test_embed_products_matches_the_serial_embedding_and_records_bad_images(client, world):
+    from catalog import embed_products
     from embedder import create_embedder
-    from shopthelook.catalog import embed_products
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     root, catalog, scenes = world
     settings = load_settings(backbone="hvf")
@@ -214,7 +208,7 @@ def test_embed_products_matches_the_serial_embedding_and_records_bad_images(clie
 def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
     from ranker.features import CATEGORICAL, FEATURES
     from ranker.train import TrainConfig
-    from shopthelook.distributed import distributed_train_ranker
+    from shopthelook.dask_jobs import distributed_train_ranker
 
     rng = np.random.default_rng(0)
     sizes = np.full(60, 10)
@@ -258,9 +252,9 @@ def test_ranker_trains_on_the_cluster_with_lightgbm_dask(client):
 
 
 def test_a_stopped_catalog_build_embeds_only_the_partitions_left(client, world):
+    from catalog import embed_products
     from embedder import create_embedder
-    from shopthelook.catalog import embed_products
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
     from shopthelook.distributed import stable_key
 
     root, catalog, scenes = world

@@ -10,7 +10,7 @@ import torch
 
 from embedder import create_backbone
 from embedder.clip import TINY_TEST_MODEL
-from shopthelook.errors import BackboneError
+from shopthelook.core.errors import BackboneError
 from tests.conftest import draw_image
 
 TINY = f"clip:{TINY_TEST_MODEL}/random"

@@ -14,8 +14,8 @@ from embedder import (
     list_backbones,
 )
 from embedder.concat import ConcatBackbone
-from shopthelook.config import Settings
-from shopthelook.errors import BackboneError, HeadError
+from shopthelook.core.config import Settings
+from shopthelook.core.errors import BackboneError, HeadError
 from tests.conftest import draw_image
 
 

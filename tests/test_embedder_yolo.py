@@ -9,8 +9,8 @@ from PIL import Image
 
 from embedder import create_backbone
 from embedder.yolo import PAD_VALUE, YoloBackbone, YoloFeatureConfig, letterbox
-from shopthelook.config import Settings
-from shopthelook.errors import BackboneError
+from shopthelook.core.config import Settings
+from shopthelook.core.errors import BackboneError
 from tests.conftest import draw_image
 
 
@@ -38,7 +38,7 @@ def settings(yolo_weights):
 
 @pytest.mark.shared
 def test_backbone_shares_the_detectors_model(settings):
-    from detector.model import load_yolo
+    from shopthelook.core.yolo_model import load_yolo
 
     backbone = create_backbone("yolo", settings)
     assert backbone.model is load_yolo(settings.detector_weights).model
@@ -49,7 +49,7 @@ def test_backbone_shares_the_detectors_model(settings):
 def test_threads_are_restored_after_the_detector_ran(settings):
     import torch
 
-    from detector.model import load_yolo
+    from shopthelook.core.yolo_model import load_yolo
 
     backbone = create_backbone("yolo", settings)
     load_yolo(settings.detector_weights).predict(draw_image(1, (320, 240)), verbose=False)
@@ -71,7 +71,7 @@ def test_bad_layer_choice_and_avgmax_width(settings):
 def test_a_cropped_rescaled_product_photo_finds_its_product(settings, ikea_root):
     """Retrieval sanity on real photos: a shifted, rescaled crop of a product photo must rank
     that product first among 20 products of its kind far more often than chance (1/20)."""
-    from shopthelook.images import load_image
+    from shopthelook.core.images import load_image
 
     products = pd.read_csv(ikea_root / "products.csv", dtype=str)
     chairs = products[products.product_type.str.contains("chair", case=False, na=False)].head(20)

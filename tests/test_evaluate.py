@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from shopthelook.core.types import Box, Detection
 from shopthelook.evaluate import _random_hit_probability, evaluate_looks
 from shopthelook.pipeline import ShopTheLook
-from shopthelook.types import Box, Detection
 from tests.helpers import build_catalog
 from tests.test_pipeline import FixedBoxes, scene_with_products
 

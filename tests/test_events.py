@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ranker.events import EVENT_TYPES, Event, EventError, EventStore
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -6,16 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shopthelook.errors import DatasetError
-from shopthelook.groups import (
+from shopthelook.core.errors import DatasetError
+from shopthelook.core.groups import drop_small_groups, load_groups, split_groups
+from shopthelook.lookalikes import (
     Aggregate,
     creator_hit_rate,
-    drop_small_groups,
     group_similarity,
     hit_rates_from_similarity,
-    load_groups,
     lookalikes,
-    split_groups,
     split_halves,
 )
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import draw_image
 from PIL import Image
 
-from shopthelook.errors import ImageError
-from shopthelook.images import crop, load_image, to_rgb
-from shopthelook.types import Box
+from shopthelook.core.errors import ImageError
+from shopthelook.core.images import crop, load_image, to_rgb
+from shopthelook.core.types import Box
 
 # -- helpers ---------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from embedder.oaar import (
     oaar_prompts,
     ranking_auc,
 )
-from shopthelook.errors import ConfigError, HeadError
+from shopthelook.core.errors import ConfigError, HeadError
 
 
 class CountingTexts:
@@ -36,7 +36,7 @@ class CountingTexts:
 
 @pytest.fixture(scope="module")
 def tiny_clip():
-    from embedder.registry import create_backbone
+    from embedder.factory import create_backbone
 
     return CountingTexts(create_backbone("clip:stl-tiny-test/random"))
 

@@ -7,9 +7,9 @@ from PIL import Image
 
 from detector.base import Detector
 from ranker.base import Ranker
-from shopthelook.errors import BoxError, CatalogError, ImageError
+from shopthelook.core.errors import BoxError, CatalogError, ImageError
+from shopthelook.core.types import Box, Detection
 from shopthelook.pipeline import NOTHING_DETECTED, ShopTheLook
-from shopthelook.types import Box, Detection
 from tests.conftest import draw_image
 from tests.helpers import build_catalog
 
@@ -115,7 +115,7 @@ def test_bad_images_raise_image_errors(catalog, tmp_path):
 
 def test_embedder_must_match_the_catalog(catalog):
     from embedder import create_embedder
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     with pytest.raises(CatalogError, match="built with backbone 'hvf'"):
         ShopTheLook(
@@ -129,11 +129,11 @@ def test_embedder_must_match_the_catalog(catalog):
 def test_real_room_with_yolo(tmp_path, ikea_root, yolo_weights):
     import pandas as pd
 
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import load_settings
-    from shopthelook.datasets import load_products
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.datasets import load_products
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = load_settings(backbone="hvf", detector_weights=str(yolo_weights))
     products = load_products("ikea", data_root=ikea_root.parent)

@@ -10,7 +10,7 @@ from ranker.base import RankContext
 from ranker.engagement import EngagementStats
 from ranker.features import FEATURES, FeatureBuilder
 from ranker.profile import ProductSpace, ProfileBook
-from shopthelook.types import Box, Detection, ProductHit
+from shopthelook.core.types import Box, Detection, ProductHit
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 

@@ -17,7 +17,7 @@ from ranker.metrics import group_metrics
 from ranker.synthetic import make_shop
 from ranker.train import TrainConfig, save_model
 from ranker.trainer import train_from_events
-from shopthelook.types import Box, Detection, ProductHit
+from shopthelook.core.types import Box, Detection, ProductHit
 from tests.helpers import ShopCatalog
 
 

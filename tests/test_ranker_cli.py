@@ -32,8 +32,8 @@ class _ColourCodedEmbedder:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from shopthelook.catalog import Catalog
-    from shopthelook.taxonomy import load_taxonomy
+    from catalog import Catalog
+    from shopthelook.core.taxonomy import load_taxonomy
 
     root = tmp_path_factory.mktemp("cli")
     shop = make_shop(n_users=70, per_category=40, purchases_per_user=12, seed=5)

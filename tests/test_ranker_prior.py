@@ -14,7 +14,7 @@ from ranker.prior import Prior, PriorError
 from ranker.synthetic import make_shop
 from ranker.train import TrainConfig, predict, save_model
 from ranker.trainer import train_from_events
-from shopthelook.types import Box, Detection, ProductHit
+from shopthelook.core.types import Box, Detection, ProductHit
 from tests.helpers import ShopCatalog
 
 COL = FEATURES.index("style_max")

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from embedder.head import Embedder, load_head
+from embedder.factory import load_head
+from embedder.head import Embedder
 from embedder.same import SameConfig, SameHead
 from embedder.train_same import PKSampler, TrainConfig, train_same, triplet_loss
-from shopthelook.errors import DatasetError, HeadError
-from shopthelook.groups import creator_hit_rate
+from shopthelook.core.errors import DatasetError, HeadError
+from shopthelook.lookalikes import creator_hit_rate
 
 
 def _unit(rows):

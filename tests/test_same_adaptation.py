@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from embedder.adaptation import crop_recall, mine_crop_pairs, pair_groups, scene_like
-from shopthelook.errors import DatasetError
-from shopthelook.types import Box, Detection
+from shopthelook.core.errors import DatasetError
+from shopthelook.core.types import Box, Detection
 from tests.conftest import draw_image
 
 

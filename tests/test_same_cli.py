@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shopthelook.cli import main
-from shopthelook.groups import embed_cached
+from shopthelook.lookalikes import embed_cached
 from tests.conftest import draw_image
 
 
@@ -38,7 +38,7 @@ def _run(capsys, *argv):
 def test_train_eval_lookalikes_directions(tmp_path, group_csv, capsys, monkeypatch):
     monkeypatch.setenv("SHOPTHELOOK_DATA_ROOT", str(tmp_path))
     cache = tmp_path / "cache"
-    monkeypatch.setattr("shopthelook.groups.default_cache_dir", lambda: cache)
+    monkeypatch.setattr("shopthelook.lookalikes.default_cache_dir", lambda: cache)
     head = tmp_path / "head"
     code, out, err = _run(capsys, "same", "train", "--groups", str(group_csv), "--backbone", "random",
                           "--out", str(head), "--epochs", "2", "--steps-per-epoch", "3",

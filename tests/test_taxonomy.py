@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from shopthelook.errors import ConfigError
-from shopthelook.taxonomy import OTHER, Taxonomy, load_taxonomy
+from shopthelook.core.errors import ConfigError
+from shopthelook.core.taxonomy import OTHER, Taxonomy, load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopthelook.errors import BoxError
-from shopthelook.types import Box, Detection, LookObject, LookResult, ProductHit
+from shopthelook.core.errors import BoxError
+from shopthelook.core.types import Box, Detection, LookObject, LookResult, ProductHit
 
 
 @pytest.mark.parametrize(

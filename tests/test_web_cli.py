@@ -42,7 +42,7 @@ def fake_ikea_root(root):
 
 def test_demo_catalog_is_built_once_then_reused(tmp_path, capsys):
     from shopthelook.commands.serve import ensure_demo_catalog, ensure_demo_directions
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
 
     data_root = fake_ikea_root(tmp_path / "data")
     settings = load_settings(backbone="hvf", data_root=data_root)

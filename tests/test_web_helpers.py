@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from detector.base import Detector
-from shopthelook.types import Box, Detection
+from shopthelook.core.types import Box, Detection
 from tests.conftest import draw_image
 
 CATEGORIES = ("chair", "sofa", "vase")
@@ -68,10 +68,10 @@ def write_scenes(folder: Path, catalog) -> Path:
 
 
 def build_catalog(folder: Path, n: int = 12):
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import load_settings
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = load_settings(backbone="hvf")
     table = write_products(folder / "src", n)
@@ -100,7 +100,7 @@ def build_directions(catalog):
 
 
 def build_pipeline(catalog, ranker=None):
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
     from shopthelook.pipeline import ShopTheLook
 
     settings = load_settings(backbone="hvf", threads=1)
@@ -140,11 +140,11 @@ def ikea_catalog(data_root: str, n_sample: int = 250):
     backbone; built once per test process into a temporary folder."""
     import tempfile
 
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import load_settings
-    from shopthelook.datasets import load_pairs, load_products, load_scenes
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.datasets import load_pairs, load_products, load_scenes
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = load_settings(backbone="hvf", data_root=data_root)
     scenes = load_scenes("ikea", data_root=data_root)

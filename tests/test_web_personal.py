@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from detector.base import Detector
-from shopthelook.types import Box, Detection
+from shopthelook.core.types import Box, Detection
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,14 @@ class OneObject(Detector):
 
 @pytest.fixture(scope="module")
 def shop_site(tmp_path_factory):
+    from catalog import FORMAT_VERSION, Catalog
     from embedder.head import Embedder
     from embedder.random_backbone import RandomBackbone
     from ranker.events import EventStore
     from ranker.synthetic import make_shop
     from ranker.train import TrainConfig, save_model
     from ranker.trainer import train_from_events
-    from shopthelook.catalog import FORMAT_VERSION, Catalog
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
     from shopthelook.pipeline import ShopTheLook
     from web import create_app, services_of
     from web.wiring import load_ranker

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def ikea_app(tmp_path_factory, ikea_root, yolo_weights):
-    from shopthelook.config import load_settings
+    from shopthelook.core.config import load_settings
     from shopthelook.pipeline import ShopTheLook
     from web import create_app, services_of
 
@@ -59,7 +59,7 @@ def test_real_room_objects_are_searched_in_their_categories(ikea_app):
 
 
 def test_product_page_names_the_rooms_that_have_it(ikea_app):
-    from shopthelook.datasets import load_pairs
+    from shopthelook.core.datasets import load_pairs
 
     app, catalog, rooms = ikea_app
     pairs = load_pairs("ikea", data_root=app.config["DATA_ROOT"])

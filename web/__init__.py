@@ -14,12 +14,15 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from web.services import ANONYMOUS, Services, valid_user_id
+from web.api import bp as api_bp
+from web.errors import init_errors
+from web.pages import bp as pages_bp
+from web.services import ANONYMOUS, EXTENSION, USER_COOKIE, services_of, valid_user_id
 from web.wiring import build_services
 
-log = logging.getLogger(__name__)
+__all__ = ["create_app", "init_app", "services_of"]
 
-USER_COOKIE = "stl_user"
+log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     #: catalog folder (ignored when PIPELINE is given)
@@ -68,12 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def init_app(app: Flask) -> None:
-    from web.api import bp as api_bp
-    from web.errors import init_errors
-    from web.pages import bp as pages_bp
-
     services = build_services(app.config, app.instance_path)
-    app.extensions["shopthelook"] = services
+    app.extensions[EXTENSION] = services
     atexit.register(services.close)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
@@ -100,7 +99,3 @@ def init_app(app: Flask) -> None:
     def _globals() -> dict[str, Any]:
         users = [u for u in app.config["DEMO_USERS"] if u != g.get("user_id")]
         return {"current_user": g.get("user_id", ANONYMOUS), "other_users": users}
-
-
-def services_of(app: Flask) -> Services:
-    return app.extensions["shopthelook"]

@@ -11,9 +11,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from web import services_of
+from web.cards import product_card, scene_card
 from web.errors import ApiError
-from web.pages import product_card, scene_card
 from web.params import (
     parse_adjective,
     parse_box,
@@ -23,7 +22,7 @@ from web.params import (
     parse_text_id,
     parse_user,
 )
-from web.services import ANONYMOUS, Services
+from web.services import ANONYMOUS, Services, services_of
 
 bp = Blueprint("api", __name__)
 

@@ -12,7 +12,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shopthelook.errors import BoxError, ImageError, ShopTheLookError
+from shopthelook.core.errors import BoxError, ImageError, ShopTheLookError
 from web.scenes import UnknownScene
 
 log = logging.getLogger(__name__)

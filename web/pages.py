@@ -29,11 +29,11 @@ from flask import (
 )
 from PIL import Image
 
-from web import USER_COOKIE, services_of
+from web.cards import product_card, scene_card
 from web.errors import ApiError
 from web.params import parse_adjective, parse_box, parse_int, parse_list_id, parse_user
 from web.scenes import Scene
-from web.services import Services
+from web.services import USER_COOKIE, Services, services_of
 
 bp = Blueprint("pages", __name__)
 
@@ -43,31 +43,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
 def svc() -> Services:
     return services_of(current_app)
-
-
-def product_card(
-    services: Services, product_id: str, score: float | None = None, reason: str | None = None
-) -> dict:
-    product = services.public_product(product_id)
-    rel = services.image_relpath(product_id)
-    return {
-        "product_id": product_id,
-        "name": product.get("name") or product_id,
-        "category": product.get("category"),
-        "score": score,
-        "reason": reason,
-        "image_url": url_for("pages.catalog_image", relpath=rel) if rel else None,
-    }
-
-
-def scene_card(scene: Scene) -> dict:
-    return {
-        "scene_id": scene.scene_id,
-        "title": scene.title,
-        "category": scene.category,
-        "url": url_for("pages.scene", scene_id=scene.scene_id),
-        "thumb_url": url_for("pages.scene_image", scene_id=scene.scene_id, size="thumb"),
-    }
 
 
 def safe_next(target: str | None, fallback: str) -> str:

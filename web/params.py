@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from shopthelook.types import Box
+from shopthelook.core.types import Box
 from web.errors import ApiError
 from web.services import Services, valid_user_id
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shopthelook.images import load_image
+from shopthelook.core.images import load_image
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from shopthelook.errors import CatalogError
-from shopthelook.types import Box, LookResult
+from shopthelook.core.errors import CatalogError
+from shopthelook.core.types import Box, LookResult
 from web.event_sink import EventSink
 from web.scenes import SceneLibrary
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 ANONYMOUS = "anonymous"
+#: the cookie that remembers who is shopping
+USER_COOKIE = "stl_user"
+#: where ``init_app`` keeps the Services in ``app.extensions``
+EXTENSION = "shopthelook"
 
 
 def valid_user_id(user_id: str | None) -> bool:
@@ -316,3 +320,8 @@ class Services:
 
     def close(self) -> None:
         self.events.close()
+
+
+def services_of(app: Any) -> Services:
+    """The Services that ``init_app`` attached to a Flask app."""
+    return app.extensions[EXTENSION]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopthelook.errors import ConfigError, DatasetError
+from shopthelook.core.errors import ConfigError, DatasetError
 from web.event_sink import EventSink
 from web.scenes import SceneLibrary
 from web.services import LookCache, Services
@@ -55,8 +55,8 @@ def _adjectives_of(directions: Any) -> list[str]:
 
 
 def _load_pipeline(config: dict[str, Any], events_url: str | Path):
-    from shopthelook.catalog import Catalog
-    from shopthelook.config import load_settings
+    from catalog import Catalog
+    from shopthelook.core.config import load_settings
     from shopthelook.pipeline import ShopTheLook
 
     if not config.get("CATALOG"):
@@ -138,7 +138,7 @@ def _gallery(source: Any, data_root: Any) -> tuple[pd.DataFrame | None, dict[str
         return None, {}
     if isinstance(source, pd.DataFrame):
         return source, {}
-    from shopthelook import datasets
+    from shopthelook.core import datasets
 
     try:
         scenes = datasets.load_scenes(source, data_root=data_root)

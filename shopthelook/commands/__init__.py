@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopthelook.config import Settings, load_settings
+from shopthelook.core.config import Settings, load_settings
 
 
 def settings_from_args(args, **overrides) -> Settings:

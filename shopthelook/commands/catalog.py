@@ -10,7 +10,7 @@ from shopthelook.commands.scale import (
     add_scheduler_arguments,
     embedding_on_cluster,
 )
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 
 def register(sub) -> None:
@@ -62,7 +62,7 @@ def _source_args(p) -> None:
 
 
 def _load_table(args, settings):
-    from shopthelook.datasets import load_products
+    from shopthelook.core.datasets import load_products
 
     if bool(args.products) == bool(args.dataset):
         raise ShopTheLookError("give exactly one of --products CSV or --dataset NAME")
@@ -71,9 +71,9 @@ def _load_table(args, settings):
 
 
 def cmd_build(args) -> int:
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = settings_from_args(
         args, backbone=args.backbone, head=args.head, data_root=args.data_root
@@ -106,9 +106,9 @@ def cmd_build(args) -> int:
 
 
 def cmd_add(args) -> int:
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = settings_from_args(args, data_root=args.data_root)
     catalog = Catalog.load(args.catalog)
@@ -132,7 +132,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     catalog = Catalog.load(args.catalog)
     n = catalog.remove(args.product_ids)
@@ -141,7 +141,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     catalog = Catalog.load(args.catalog)
     print(json.dumps(catalog.manifest, indent=2, sort_keys=True))

@@ -28,8 +28,8 @@ def register(sub) -> None:
 
 def cmd_eval_looks(args) -> int:
     from shopthelook.commands.look import build_pipeline
-    from shopthelook.datasets import load_pairs, load_scenes
-    from shopthelook.errors import ShopTheLookError
+    from shopthelook.core.datasets import load_pairs, load_scenes
+    from shopthelook.core.errors import ShopTheLookError
     from shopthelook.evaluate import evaluate_looks
 
     if not args.dataset and not (args.scenes and args.pairs):

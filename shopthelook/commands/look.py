@@ -47,7 +47,7 @@ def _pipeline_args(p) -> None:
 
 
 def build_pipeline(args):
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
     from shopthelook.pipeline import ShopTheLook
 
     settings = settings_from_args(args, detection_confidence=args.confidence)
@@ -98,7 +98,7 @@ def cmd_look(args) -> int:
 
 def cmd_match(args) -> int:
     from shopthelook.batch import run_match
-    from shopthelook.datasets import load_scenes
+    from shopthelook.core.datasets import load_scenes
 
     if args.scheduler:
         return cmd_match_distributed(args)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shopthelook.commands import settings_from_args, show_progress
 from shopthelook.commands.scale import add_scheduler_arguments, fit_on_cluster
-from shopthelook.errors import ShopTheLookError
+from shopthelook.core.errors import ShopTheLookError
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _import_parser(sub, name: str) -> None:
 def cmd_import_hm(args) -> int:
     from ranker.events import EventStore
     from ranker.importers import import_hm_transactions
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.taxonomy import load_taxonomy
 
     settings = settings_from_args(args)
     transactions = Path(args.transactions) if args.transactions else None
@@ -169,9 +169,9 @@ def cmd_stats(args) -> int:
 
 
 def _load_inputs(args):
+    from catalog import Catalog
     from ranker.events import EventStore
     from ranker.profile import ProductSpace
-    from shopthelook.catalog import Catalog
 
     catalog = Catalog.load(args.catalog)
     with EventStore(args.events) as store:
@@ -288,7 +288,7 @@ def cmd_train(args) -> int:
 def _same_head(folder: str | None, catalog):
     if not folder:
         return None
-    from embedder.head import load_head
+    from embedder.factory import load_head
 
     head = load_head(folder)
     if head.dim_in != catalog.dim:

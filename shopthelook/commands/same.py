@@ -20,18 +20,9 @@ import numpy as np
 import pandas as pd
 
 from shopthelook.commands import settings_from_args, show_progress
-from shopthelook.errors import ConfigError, DatasetError
-from shopthelook.groups import (
-    DEFAULT_KS,
-    GROUP_SOURCES,
-    Aggregate,
-    creator_hit_rate,
-    drop_small_groups,
-    embed_cached,
-    load_groups,
-    lookalikes,
-    split_groups,
-)
+from shopthelook.core.errors import ConfigError, DatasetError
+from shopthelook.core.groups import GROUP_SOURCES, drop_small_groups, load_groups, split_groups
+from shopthelook.lookalikes import DEFAULT_KS, Aggregate, creator_hit_rate, embed_cached, lookalikes
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +73,7 @@ def group_data(
 
 
 def _backbone(name: str, settings):
-    from embedder.registry import create_backbone
+    from embedder.factory import create_backbone
 
     return create_backbone(name, settings=settings) if _takes_settings() else create_backbone(name)
 
@@ -90,7 +81,7 @@ def _backbone(name: str, settings):
 def _takes_settings() -> bool:
     import inspect
 
-    from embedder.registry import create_backbone
+    from embedder.factory import create_backbone
 
     return "settings" in inspect.signature(create_backbone).parameters
 
@@ -171,7 +162,7 @@ def cmd_train(args) -> int:
 
 
 def _head_and_backbone(args, settings):
-    from embedder.head import load_head
+    from embedder.factory import load_head
 
     head = load_head(args.head) if args.head else None
     name = args.backbone or (

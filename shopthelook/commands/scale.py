@@ -79,7 +79,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_compact(args) -> int:
-    from shopthelook.catalog import Catalog
+    from catalog import Catalog
 
     catalog = Catalog.load(args.catalog)
     rebuilt = catalog.compact(force=args.all)
@@ -96,7 +96,7 @@ def cmd_compact(args) -> int:
 
 def pipeline_spec(args):
     """The `match` command's pipeline flags as something a worker can rebuild it from."""
-    from shopthelook.distributed import MatchPipelineSpec
+    from shopthelook.dask_jobs import MatchPipelineSpec
 
     settings = settings_from_args(args, detection_confidence=args.confidence)
     return MatchPipelineSpec(
@@ -109,8 +109,9 @@ def pipeline_spec(args):
 
 
 def cmd_match_distributed(args) -> int:
-    from shopthelook.datasets import load_scenes
-    from shopthelook.distributed import dask_client, distributed_match
+    from shopthelook.core.datasets import load_scenes
+    from shopthelook.dask_jobs import distributed_match
+    from shopthelook.distributed import dask_client
 
     spec = pipeline_spec(args)
     scenes = load_scenes(
@@ -139,7 +140,8 @@ def embedding_on_cluster(args, out: str | Path) -> Iterator:
     if not getattr(args, "scheduler", None):
         yield None
         return
-    from shopthelook.distributed import dask_client, distributed_embed_products
+    from shopthelook.dask_jobs import distributed_embed_products
+    from shopthelook.distributed import dask_client
 
     out = Path(out)
     with dask_client(args.scheduler, announce=show_progress(args)) as client:
@@ -164,7 +166,8 @@ def fit_on_cluster(args) -> Iterator:
     if not getattr(args, "scheduler", None):
         yield None
         return
-    from shopthelook.distributed import dask_client, distributed_train_ranker
+    from shopthelook.dask_jobs import distributed_train_ranker
+    from shopthelook.distributed import dask_client
 
     with dask_client(args.scheduler, announce=show_progress(args)) as client:
         yield functools.partial(distributed_train_ranker, client)

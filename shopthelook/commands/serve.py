@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from shopthelook.commands import settings_from_args, show_progress
-from shopthelook.errors import CatalogError, ConfigError, DatasetError, HeadError
+from shopthelook.core.errors import CatalogError, ConfigError, DatasetError, HeadError
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,10 @@ def ensure_demo_catalog(
     progress: bool = True,
 ):
     """The cached IKEA catalog, built (once) when missing, stale or made with another backbone."""
+    from catalog import Catalog
     from embedder import create_embedder
-    from shopthelook.catalog import Catalog
-    from shopthelook.datasets import load_products
-    from shopthelook.taxonomy import load_taxonomy
+    from shopthelook.core.datasets import load_products
+    from shopthelook.core.taxonomy import load_taxonomy
 
     embedder = create_embedder(settings)
     if folder.exists() and not rebuild:
@@ -198,9 +198,9 @@ def ensure_demo_directions(
             return folder
         except (HeadError, ConfigError) as exc:
             print(f"demo directions {folder} are unusable ({exc}); rebuilding them")
+    from catalog import embed_products
     from embedder import create_embedder
-    from shopthelook.catalog import embed_products
-    from shopthelook.datasets import load_products
+    from shopthelook.core.datasets import load_products
 
     try:
         styles = load_products("furniture-styles", data_root=settings.data_root)

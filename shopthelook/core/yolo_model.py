@@ -11,7 +11,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from shopthelook.errors import ConfigError
+from shopthelook.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()

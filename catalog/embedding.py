@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shopthelook.errors import ImageError
+from shopthelook.core.errors import ImageError
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ def embed_products(
     """Embed product photos; unreadable ones are recorded as failures, not fatal."""
     from tqdm import tqdm
 
-    from shopthelook.images import load_image
+    from shopthelook.core.images import load_image
 
     out: list[np.ndarray] = []
     ok: list[int] = []

@@ -15,7 +15,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from shopthelook.errors import ImageError
+from shopthelook.core.errors import ImageError
 
 # Our own pixel limit (checked from the header, before decoding) replaces PIL's global one,
 # which would raise a DecompressionBombError only at twice its limit and only warn below.
@@ -134,7 +134,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def crop(image: Image.Image, box, margin: float = 0.0) -> Image.Image:
-    """Crop ``box`` (a shopthelook.types.Box) grown by ``margin``; never an empty image."""
+    """Crop ``box`` (a shopthelook.core.types.Box) grown by ``margin``; never an empty image."""
     width, height = image.size
     b = box.expanded(margin, width, height) if margin else box
     # Clip every edge into the image so that a box partly or wholly outside it still gives

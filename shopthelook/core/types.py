@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopthelook.errors import BoxError
+from shopthelook.core.errors import BoxError
 
 
 @dataclass(frozen=True)

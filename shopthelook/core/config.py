@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopthelook.errors import ConfigError
+from shopthelook.core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DATA = REPO_ROOT / "data"
 ENV_PREFIX = "SHOPTHELOOK_"
 
@@ -75,7 +75,7 @@ class Settings:
     batch_size: int = 16
     #: products returned per object
     top_k: int = 10
-    #: categories with more products than this get an approximate index (shopthelook.ann)
+    #: categories with more products than this get an approximate index (catalog.ann)
     exact_index_max: int = 20_000
     #: approximate index kind: auto (IVF-SQ8, IVF-PQ from 2M per category), ivf-sq8, ivf-pq, hnsw
     index_kind: str = "auto"

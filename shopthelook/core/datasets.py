@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shopthelook.errors import DatasetError, ProductTableError
-from shopthelook.product_table import (
+from shopthelook.core.errors import DatasetError, ProductTableError
+from shopthelook.core.tables import (
     normalise_pairs_table,
     normalise_scene_table,
     read_table,
@@ -42,7 +42,7 @@ DATASETS = {
 
 def _data_root(data_root: str | Path | None) -> Path:
     if data_root is None:
-        from shopthelook.config import load_settings
+        from shopthelook.core.config import load_settings
 
         data_root = load_settings().data_root
     if data_root is None:

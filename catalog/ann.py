@@ -25,84 +25,47 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import faiss
 import numpy as np
 
-from shopthelook.errors import CatalogError
+from catalog.ann_search import apply_search_params, inner_index, rescorer_for, search
+from catalog.ann_spec import (
+    COMPACT_TOMBSTONE_SHARE,
+    IVF_GROWTH_LIMIT,
+    KINDS,
+    MAX_ADDED,
+    TOMBSTONE,
+    IndexOptions,
+    IndexSpec,
+    Rescorer,
+)
+from catalog.ann_tuning import tune
+from shopthelook.core.errors import CatalogError
+
+__all__ = [
+    "KINDS",
+    "IndexOptions",
+    "IndexSpec",
+    "Rescorer",
+    "add_vectors",
+    "apply_search_params",
+    "build_index",
+    "choose_kind",
+    "compact",
+    "count_tombstones",
+    "index_bytes",
+    "live_count",
+    "needs_compaction",
+    "remove_ids",
+    "rescorer_for",
+    "search",
+    "spec_of",
+    "stored_ids",
+]
 
 log = logging.getLogger(__name__)
-
-KINDS = ("flat", "ivf-sq8", "ivf-pq", "hnsw")
-NPROBE_LADDER = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-#: a tombstoned vector is stored with this id; searches exclude it
-TOMBSTONE = -1
-#: compact when this share of an index is tombstones
-COMPACT_TOMBSTONE_SHARE = 0.10
-#: the most candidates per result the tuning may re-score exactly
-MAX_REFINE = 32
-#: adds an index absorbs before compaction re-tunes it (each widens the re-scored pool)
-MAX_ADDED = 2000
-#: an IVF trained for n vectors serves up to this many times n before it is retrained
-IVF_GROWTH_LIMIT = 4.0
-
-#: rescore(ids) -> float32 [len(ids), d] stored vectors of those ids (for ``refine``)
-Rescorer = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass
-class IndexSpec:
-    """How one category's index was built and must be searched (stored in the manifest)."""
-
-    kind: str
-    dim: int
-    n: int
-    params: dict[str, Any] = field(default_factory=dict)
-    target_recall: float = 0.95
-    recall: float | None = None
-    k: int = 10
-    tuning_queries: int = 0
-    train_size: int = 0
-    build_seconds: float = 0.0
-    #: ids added since the index was tuned (the re-scored pool makes room for them)
-    added_ids: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IndexSpec:
-        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
-        if known.get("kind") not in KINDS:
-            raise CatalogError(
-                f"index spec has unknown kind {data.get('kind')!r}; rebuild the catalog"
-            )
-        return cls(**known)
-
-    @property
-    def target_met(self) -> bool:
-        return self.recall is None or self.recall >= self.target_recall
-
-
-@dataclass
-class IndexOptions:
-    """Choices for ``build_index``; the defaults suit 100k-1M vectors per catalog."""
-
-    exact_max: int = 20_000
-    pq_min: int = 2_000_000
-    kind: str = "auto"  # auto | flat | ivf-sq8 | ivf-pq | hnsw
-    target_recall: float = 0.95
-    k: int = 10
-    tuning_queries: int = 200
-    refine: int = 4  # re-score k*refine candidates exactly (needs a rescorer at search time)
-    train_max: int = 50_000
-    hnsw_m: int = 32
-    ef_construction: int = 64
-    seed: int = 0
 
 
 def choose_kind(n: int, options: IndexOptions) -> str:
@@ -169,14 +132,14 @@ def build_index(
         index.add_with_ids(vectors, ids)
     elif tune_queries is not None and len(tune_queries):
         index.add_with_ids(vectors, ids)
-        _tune(index, spec, vectors, ids, tune_queries, options, rescore)
+        tune(index, spec, vectors, ids, tune_queries, options, rescore)
     else:
         # hold a sample out while tuning: a query that is itself in the index (an HNSW node)
         # is found far more easily than a new photo, which would tune the search too low
         held = np.zeros(n, bool)
         held[rng.choice(n, min(options.tuning_queries, n // 10), replace=False)] = True
         index.add_with_ids(vectors[~held], ids[~held])
-        _tune(index, spec, vectors[~held], ids[~held], vectors[held], options, rescore)
+        tune(index, spec, vectors[~held], ids[~held], vectors[held], options, rescore)
         index.add_with_ids(vectors[held], ids[held])
     apply_search_params(index, spec)
     spec.build_seconds = round(time.perf_counter() - started, 3)
@@ -233,65 +196,9 @@ def _pq_subquantizers(dim: int) -> int:
     return 1
 
 
-def _tune(index, spec: IndexSpec, vectors, ids, queries, options: IndexOptions, rescore) -> None:
-    """Choose the fastest (refine, nprobe | efSearch) whose recall@k meets the target.
-
-    Codes rank near-duplicates poorly: re-scoring more candidates exactly (refine) is often far
-    cheaper than probing more lists, so each refine (doubling from options.refine) gets the
-    smallest search breadth that meets the target, and the fastest pair measured wins.
-    """
-    k = options.k
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    exact = faiss.IndexFlatIP(spec.dim)
-    exact.add(vectors)
-    truth = [set(ids[r[r >= 0]].tolist()) for r in exact.search(queries, k)[1]]
-    spec.tuning_queries = len(queries)
-    if spec.kind == "hnsw":
-        name, ladder = "efSearch", [v for v in EF_LADDER if v >= k]
-    else:
-        name, ladder = "nprobe", [p for p in NPROBE_LADDER if p <= spec.params["nlist"]]
-    first = int(spec.params.get("refine", 1))
-    refines = [first * 2**i for i in range(6) if first * 2**i <= MAX_REFINE] if first > 1 else [1]
-    if first > 1 and rescore is None:
-        rescore = rescorer_for(vectors, ids)
-    best: tuple[float, int, int, float] | None = None  # seconds, refine, breadth, recall
-    closest = (-1.0, first, ladder[-1])  # recall, refine, breadth: if nothing meets the target
-    for refine in refines:
-        seen: list[float] = []
-        for value in ladder:
-            spec.params.update({name: int(value), "refine": refine})
-            apply_search_params(index, spec)
-            started = time.perf_counter()
-            found = search(index, spec, queries, k, rescore=rescore)[1]
-            seconds = time.perf_counter() - started
-            recall = float(
-                np.mean(
-                    [
-                        len(t & set(row.tolist())) / max(1, len(t))
-                        for row, t in zip(found, truth, strict=True)
-                    ]
-                )
-            )
-            closest = max(closest, (recall, refine, int(value)))
-            seen.append(recall)
-            if best is not None and seconds > best[0]:
-                break  # wider searches at this refine are slower than the best found
-            if len(seen) > 3 and seen[-1] - seen[-4] < 0.005 and recall < options.target_recall:
-                break  # recall has stopped rising with breadth: the codes are the limit
-            if recall >= options.target_recall:
-                if best is None or seconds < best[0]:
-                    best = (seconds, refine, int(value), recall)
-                break
-        if best is not None and best[1] == refine and best[2] == ladder[0]:
-            break  # the narrowest search already suffices: more re-scoring only costs
-    recall, refine, value = (best[3], best[1], best[2]) if best else closest
-    spec.params.update({name: value, "refine": refine})
-    spec.recall = round(recall, 4)
-
-
 def spec_of(index: faiss.Index) -> IndexSpec:
     """An IndexSpec read off an index saved without one (catalogs from before index_params)."""
-    inner = _inner(index)
+    inner = inner_index(index)
     dim, n = int(index.d), int(index.ntotal)
     if isinstance(inner, faiss.IndexHNSW):
         return IndexSpec("hnsw", dim, n, {"efSearch": int(inner.hnsw.efSearch), "refine": 1})
@@ -303,117 +210,6 @@ def spec_of(index: faiss.Index) -> IndexSpec:
     return IndexSpec(
         kind, dim, n, {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe), "refine": 1}
     )
-
-
-def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
-    """Set the tuned nprobe / efSearch on a freshly loaded index."""
-    inner = _inner(index)
-    if spec.kind == "hnsw":
-        inner.hnsw.efSearch = int(spec.params.get("efSearch", 64))
-    elif spec.kind in ("ivf-sq8", "ivf-pq"):
-        faiss.extract_index_ivf(inner).nprobe = int(spec.params.get("nprobe", 8))
-
-
-def _inner(index: faiss.Index) -> faiss.Index:
-    index = faiss.downcast_index(index)
-    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        return faiss.downcast_index(index.index)
-    return index
-
-
-_LIVE_ONLY = None
-
-
-def _live_selector():
-    global _LIVE_ONLY
-    if _LIVE_ONLY is None:
-        _LIVE_ONLY = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array([TOMBSTONE], np.int64)))
-    return _LIVE_ONLY
-
-
-def search(
-    index: faiss.Index,
-    spec: IndexSpec,
-    queries: np.ndarray,
-    k: int,
-    *,
-    rescore: Rescorer | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, ids) per query; tombstones excluded, exact re-scoring when refined."""
-    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    refine = int(spec.params.get("refine", 1))
-    if refine > 1 and rescore is None:
-        refine = 1
-        _warn_once(
-            f"{spec.kind} index tuned with exact re-scoring searched without vectors to "
-            "re-score: recall is below the tuned value"
-        )
-    pool = max(k, k * refine)
-    widen = refine > 1 and spec.kind != "hnsw" and bool(spec.added_ids)
-    fetch = min(pool + (len(spec.added_ids) if widen else 0), max(1, index.ntotal))
-    params = None
-    if spec.kind == "hnsw":  # the selector skips tombstones (a no-op when there are none)
-        ef = max(int(spec.params.get("efSearch", 64)), fetch)
-        params = faiss.SearchParametersHNSW(efSearch=ef, sel=_live_selector())
-    scores, ids = (
-        index.search(queries, fetch, params=params) if params else index.search(queries, fetch)
-    )
-    if widen:
-        ids = _pool_as_tuned(ids, np.asarray(spec.added_ids, np.int64), pool)
-    if refine > 1:
-        scores, ids = _rescore(queries, ids, rescore, k)
-    return scores[:, :k], ids[:, :k]
-
-
-def _pool_as_tuned(ids: np.ndarray, added: np.ndarray, pool: int) -> np.ndarray:
-    """The candidate pool the index had when tuned, plus the added ids that rank within it.
-
-    An IVF list keeps every code where it was, so each added vector can push at most one
-    earlier candidate past the pool's end; fetching len(added) more and keeping the first
-    ``pool`` earlier ones restores the tuned pool exactly. Other products' results then change
-    only by new products entering them (the catalog's "add changes nothing else" guarantee).
-    """
-    out = np.full_like(ids, -1)
-    for q, row in enumerate(ids):
-        new = np.isin(row, added)
-        keep = (row >= 0) & (new | (np.cumsum(~new) <= pool))
-        kept = row[keep]
-        out[q, : len(kept)] = kept
-    return out
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
-        log.warning(message)
-
-
-def _rescore(queries, ids, rescore: Rescorer, k: int) -> tuple[np.ndarray, np.ndarray]:
-    out_s = np.full((len(queries), k), -np.inf, np.float32)
-    out_i = np.full((len(queries), k), -1, np.int64)
-    for q, row in enumerate(ids):
-        row = row[row >= 0]
-        if not len(row):
-            continue
-        exact = rescore(row) @ queries[q]
-        order = np.argsort(-exact, kind="stable")[:k]
-        out_s[q, : len(order)] = exact[order]
-        out_i[q, : len(order)] = row[order]
-    return out_s, out_i
-
-
-def rescorer_for(vectors: np.ndarray, ids: np.ndarray) -> Rescorer:
-    """A rescorer over in-memory vectors whose row i has id ids[i]."""
-    order = np.argsort(ids)
-    sorted_ids = ids[order]
-
-    def rescore(wanted: np.ndarray) -> np.ndarray:
-        return vectors[order[np.searchsorted(sorted_ids, wanted)]]
-
-    return rescore
 
 
 # -- updates ----------------------------------------------------------------------------
@@ -461,7 +257,9 @@ def stored_ids(index: faiss.Index) -> np.ndarray:
 
 def count_tombstones(index: faiss.Index) -> int:
     index = faiss.downcast_index(index)
-    if not isinstance(index, faiss.IndexIDMap2) or not isinstance(_inner(index), faiss.IndexHNSW):
+    if not isinstance(index, faiss.IndexIDMap2) or not isinstance(
+        inner_index(index), faiss.IndexHNSW
+    ):
         return 0
     return int((faiss.vector_to_array(index.id_map) == TOMBSTONE).sum())
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopthelook.errors import ConfigError
+from shopthelook.core.errors import ConfigError
 
 OTHER = "other"
 
@@ -179,6 +179,6 @@ def _labels(path: Path, name: str, spec: dict[str, Any], key: str) -> tuple[str,
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
-    from shopthelook.config import PACKAGE_DATA
+    from shopthelook.core.config import PACKAGE_DATA
 
     return Taxonomy.load(path or PACKAGE_DATA / "taxonomy.toml")
