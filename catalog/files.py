@@ -30,6 +30,7 @@ import pandas as pd
 
 from catalog import ann
 from shopthelook.core.errors import CatalogError
+from shopthelook.core.fingerprint import file_fingerprint
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -46,15 +47,15 @@ def index_file_name(category: str, used: set[str]) -> str:
 
 
 def weights_fingerprint(backbone: str, weights: str) -> str | None:
-    """sha256 (16 hex) of the detector weights a yolo backbone embeds with, else None: a
-    catalog built with other YOLO weights lives in another space under the same name."""
-    if "yolo" not in backbone or not Path(weights).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(weights, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """The fingerprint of the detector weights a yolo backbone embeds with, else None (the
+    manifest's ``weights_sha256``, kept for catalogs from before ``weights_fingerprints``)."""
+    return file_fingerprint(weights) if "yolo" in backbone else None
+
+
+def fingerprint_mismatches(manifest: dict[str, Any], current: dict[str, str]) -> list[str]:
+    """The blocks whose weights differ from those the catalog was embedded with."""
+    recorded = manifest.get("weights_fingerprints") or {}
+    return sorted(b for b, f in current.items() if b in recorded and recorded[b] != f)
 
 
 def table_hash(table: pd.DataFrame) -> str:

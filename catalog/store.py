@@ -161,6 +161,7 @@ class Catalog(IncrementalUpdates):
             "head_path": settings.head or "",
             "dim": int(embedder.dim),
             "weights_sha256": weights_fingerprint(embedder.name, settings.detector_weights),
+            "weights_fingerprints": embedder.weights_fingerprints(),
             "source": source or (str(table) if isinstance(table, (str, Path)) else "<table>"),
             "source_hash": table_hash(products),
             "next_row_id": int(len(products)),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from catalog import ann
 from catalog.embedding import embed_products
-from catalog.files import table_hash
+from catalog.files import fingerprint_mismatches, table_hash
 from catalog.product_table import prepare_product_table
 from shopthelook.core.errors import CatalogError
 
@@ -57,6 +57,12 @@ class IncrementalUpdates:
             raise CatalogError(
                 f"catalog {self.path} uses backbone {self.backbone!r} (head {self.head}); "
                 f"cannot add products embedded with {embedder.name!r} (head {embedder.head_id})"
+            )
+        changed = fingerprint_mismatches(self.manifest, embedder.weights_fingerprints())
+        if changed:
+            raise CatalogError(
+                f"catalog {self.path} was embedded with other weights for {', '.join(changed)}; "
+                "products embedded now would not be comparable: rebuild the catalog instead"
             )
         settings = settings or Settings()
         new = prepare_product_table(

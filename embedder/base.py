@@ -36,6 +36,11 @@ class Backbone(ABC):
     ) -> np.ndarray:
         """float32 [n, dim], each row L2-normalised. Paths are read with load_image."""
 
+    def weights_fingerprints(self) -> dict[str, str]:
+        """{block name: fingerprint of the weights it embeds with}; empty for weight-free
+        backbones. Catalog manifests record it; a mismatch later means another space."""
+        return {}
+
     @property
     def has_text(self) -> bool:
         return False

@@ -32,6 +32,12 @@ class ConcatBackbone(BatchedBackbone):
         limits = [getattr(b, "max_image_pixels", None) for b, _ in self.blocks]
         self.max_image_pixels = min([v for v in limits if v] or [self.max_image_pixels])
 
+    def weights_fingerprints(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for backbone, _ in self.blocks:
+            merged.update(backbone.weights_fingerprints())
+        return merged
+
     def _embed_batch(self, images: list[Image.Image]) -> np.ndarray:
         parts = []
         for backbone, weight in self.blocks:

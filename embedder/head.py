@@ -78,6 +78,9 @@ class Embedder:
     def head_id(self) -> str:
         return self.head.head_id
 
+    def weights_fingerprints(self) -> dict[str, str]:
+        return self.backbone.weights_fingerprints()
+
     @property
     def dim(self) -> int:
         return self.head.dim_out

@@ -29,6 +29,7 @@ from PIL import Image
 from embedder.batching import BatchedBackbone
 from shopthelook.core.config import apply_threads
 from shopthelook.core.errors import BackboneError, ConfigError
+from shopthelook.core.fingerprint import file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,10 @@ class YoloBackbone(BatchedBackbone):
         self.channels = {i: int(probe[i].shape[1]) for i in self.config.layers}
         per_pool = 2 if self.config.pooling == "avgmax" else 1
         self.dim = per_pool * sum(self.channels.values())
+
+    def weights_fingerprints(self) -> dict[str, str]:
+        fingerprint = file_fingerprint(self.weights)
+        return {self.name: fingerprint} if fingerprint else {}
 
     def _prepare_model(self) -> None:
         # The detector's predictor fuses the shared model itself; fusing Conv+BN here too is

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Catalog, weights_fingerprint
+from catalog.files import fingerprint_mismatches
 from shopthelook.core.config import Settings, apply_threads, load_settings
 from shopthelook.core.errors import CatalogError
 from shopthelook.core.images import ImageSource, crop, load_image
@@ -63,6 +64,14 @@ class ShopTheLook:
             raise CatalogError(
                 f"catalog {self.catalog.path} was embedded with other YOLO weights than "
                 f"{self.settings.detector_weights}; rebuild it or set detector_weights back"
+            )
+        fingerprints = getattr(self.embedder, "weights_fingerprints", dict)()
+        changed = fingerprint_mismatches(self.catalog.manifest, fingerprints)
+        if changed:
+            raise CatalogError(
+                f"catalog {self.catalog.path} was embedded with other weights for "
+                f"{', '.join(changed)} than this embedder loads; rebuild the catalog or point "
+                "the settings back at the weights it was built with"
             )
         if detector is None:
             from detector import create_detector
