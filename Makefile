@@ -12,7 +12,7 @@ setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch torchvision
-	$(BIN)/pip install --config-settings editable_mode=compat -e ".[dev,browser,scale]"
+	$(BIN)/pip install --config-settings editable_mode=compat -e ".[dev,browser,scale,onnx]"
 	$(MAKE) browser
 
 # Debian's Chromium for the browser test (never `playwright install`: it downloads a browser).
@@ -39,14 +39,15 @@ bench:
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 bench-web:
-	$(BIN)/python benchmarks/bench_web.py --catalog catalogs/demo/ikea-yolo/catalog --directions catalogs/demo/ikea-yolo/directions
+	$(BIN)/python benchmarks/bench_web.py --catalog catalogs/demo/ikea-effnet-lite0/catalog --directions catalogs/demo/ikea-effnet-lite0/directions
 
 # build the IKEA demo catalog once (cached in catalogs/demo/), then serve http://127.0.0.1:$(PORT)/
 demo:
 	$(BIN)/shopthelook demo --data-root $(DATA_ROOT) --port $(PORT)
 
 eval:
-	$(BIN)/shopthelook eval looks --dataset ikea --catalog catalogs/ikea-yolo
+	$(BIN)/shopthelook catalog build --dataset ikea --out catalogs/ikea-effnet-lite0
+	$(BIN)/shopthelook eval looks --dataset ikea --catalog catalogs/ikea-effnet-lite0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

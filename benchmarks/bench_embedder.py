@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_embedder.py                      # yolo and hvf
     .venv/bin/python benchmarks/bench_embedder.py --backbone random --backbone yolo+hvf*0.5
+    .venv/bin/python benchmarks/bench_embedder.py --backbone effnet-lite2 \
+        --runtime torch --runtime onnxruntime --runtime openvino --size 160 --size 224
 
 Images are decoded before timing (the number is the backbone's own cost: preprocessing and
 forward pass). Real IKEA product photos are used when ../shared is present, drawn pictures
@@ -57,21 +59,52 @@ def main() -> int:
     parser.add_argument("--backbone", action="append", help="registry name (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--runtime", action="append", help="EfficientNet runtime (repeatable; default auto)"
+    )
+    parser.add_argument(
+        "--size", action="append", type=int, help="EfficientNet input side (repeatable)"
+    )
+    parser.add_argument("--ratio", action="store_true", help="print each row's ratio to the first")
     args = parser.parse_args()
     settings = Settings().replace(threads=args.threads)
     apply_threads(args.threads)
     images, source = sample_images(32, settings)
     print(f"{len(images)} {source}; torch threads {args.threads}; medians of {args.repeats} calls")
-    for name in args.backbone or ["yolo", "hvf"]:
-        backbone = create_backbone(name, settings)
+    first = None
+    for name, runtime, size in variants(args):
+        backbone = build(name, runtime, size, settings)
         b1 = time_backbone(backbone, images, 1, args.repeats)
         b8 = time_backbone(backbone, images, 8, args.repeats)
+        first = first or (b1, b8)
+        label = backbone.name + (f" {backbone.runtime.name} {size}px" if runtime else "")
+        ratio = f"   x{first[0] / b1:4.2f} / x{first[1] / b8:4.2f}" if args.ratio else ""
         print(
-            f"{backbone.name:24s} dim {backbone.dim:5d}   batch 1: {b1:7.1f} ms/img"
-            f"   batch 8: {b8:7.1f} ms/img",
+            f"{label:34s} dim {backbone.dim:5d}   batch 1: {b1:7.1f} ms/img"
+            f"   batch 8: {b8:7.1f} ms/img{ratio}",
             flush=True,
         )
     return 0
+
+
+def variants(args):
+    """(backbone name, runtime or None, input size or None) for every row to time."""
+    for name in args.backbone or ["yolo", "hvf"]:
+        if not name.startswith("effnet"):
+            yield name, None, None
+            continue
+        for runtime in args.runtime or ["auto"]:
+            for size in args.size or [None]:
+                yield name, runtime, size
+
+
+def build(name: str, runtime: str | None, size: int | None, settings: Settings):
+    if runtime is None:
+        return create_backbone(name, settings)
+    from embedder.effnet import EffNetBackbone, EffNetConfig
+
+    config = EffNetConfig(image_size=size) if size else None
+    return EffNetBackbone(name, config=config, threads=settings.threads, runtime=runtime)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ def main() -> int:
         str(events),
         "--instance",
         str(work / "instance"),
+        "--no-rate-limits",  # one address sends every request
     ]
     for flag in ("directions", "ranker", "data_root"):
         if getattr(args, flag):

@@ -11,6 +11,9 @@ from shopthelook.core.errors import ImageError
 
 log = logging.getLogger(__name__)
 
+#: unreadable photos logged one by one; the rest are counted (the manifest lists every one)
+LOGGED_FAILURES = 5
+
 
 def embed_products(
     image_paths: Sequence[str], embedder, *, settings, show_progress: bool = False, chunk: int = 64
@@ -34,11 +37,24 @@ def embed_products(
                 rows.append(i)
             except ImageError as exc:
                 failures.append({"image": str(image_paths[i]), "error": str(exc)})
-                log.warning("skipping product image: %s", exc)
+                if len(failures) <= LOGGED_FAILURES:  # the manifest lists them all
+                    log.warning("skipping product image: %s", exc)
         if images:
-            out.append(embedder.embed_images(images, batch_size=settings.batch_size))
-            ok.extend(rows)
+            vectors = np.asarray(embedder.embed_images(images, batch_size=settings.batch_size))
+            finite = np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 else []
+            for i, good in zip(rows, finite, strict=True):
+                if not good:  # a catalog must not hold NaN: the search would rank it anywhere
+                    failures.append(
+                        {"image": str(image_paths[i]), "error": "embedding is not finite"}
+                    )
+                    log.warning(
+                        "skipping product image %s: its embedding is not finite", image_paths[i]
+                    )
+            out.append(vectors[finite])
+            ok.extend(i for i, good in zip(rows, finite, strict=True) if good)
         bar.update(min(chunk, len(image_paths) - start))
     bar.close()
+    if len(failures) > LOGGED_FAILURES:
+        log.warning("%d more unreadable product image(s) skipped", len(failures) - LOGGED_FAILURES)
     vectors = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
     return vectors.astype(np.float32, copy=False), ok, failures

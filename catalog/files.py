@@ -9,15 +9,16 @@ On disk a catalog is a folder::
     embeddings.npy      float32 [n, d], row i belongs to products row i
     indexes/<n>.faiss   one index per category, ids = row_id
 
-Every write goes to a sibling temporary folder that replaces the old one in a rename, so a
-half-written catalog is never visible and a failed build leaves the old catalog intact.
+Every write goes to a sibling temporary folder that becomes the catalog in one atomic step
+(``catalog.swap``: the path is a link to a versioned folder), so a half-written catalog is never
+visible, a reader never finds the folder missing, and a failed or killed build leaves the old
+catalog intact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from catalog import ann
+from catalog.swap import prune, publish, resolve_version, temp_folder
 from shopthelook.core.errors import CatalogError
 from shopthelook.core.fingerprint import file_fingerprint
 
@@ -65,15 +67,22 @@ def table_hash(table: pd.DataFrame) -> str:
 
 
 def swap_in(tmp: Path, out: Path) -> None:
-    if out.exists():
-        if not (out / MANIFEST).exists() and any(out.iterdir()):
+    """Make the finished folder ``tmp`` the catalog at ``out`` (atomically for readers)."""
+    if out.exists() and not out.is_symlink():
+        if not out.is_dir() or (not (out / MANIFEST).exists() and any(out.iterdir())):
             raise CatalogError(f"{out} exists and is not a catalog folder; choose another --out")
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+        if not any(out.iterdir()):
+            out.rmdir()  # an empty folder made for the catalog
+    publish(tmp, out)
+
+
+def existing_product_count(out: str | Path) -> int | None:
+    """How many products the catalog at ``out`` holds by its manifest (None: no catalog)."""
+    try:
+        manifest = json.loads((resolve_version(Path(out)) / MANIFEST).read_text())
+        return int(manifest["n_products"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def consistency_problems(products, vectors, manifest, indexes) -> list[str]:
@@ -98,6 +107,23 @@ def consistency_problems(products, vectors, manifest, indexes) -> list[str]:
     missing = set(counts) - set(indexes)
     if missing:
         problems.append(f"no index for categories {sorted(missing)[:5]}")
+    recorded = manifest.get("counts")
+    if isinstance(recorded, dict):
+        live = {c: ann.live_count(i) for c, i in indexes.items()}
+        wrong = sorted(c for c in set(recorded) | set(live) if recorded.get(c) != live.get(c))
+        if wrong:
+            c = wrong[0]
+            problems.append(
+                f"manifest counts disagree with the indexes in {len(wrong)} categories, e.g. "
+                f"{c!r}: manifest {recorded.get(c)}, index {live.get(c)}"
+            )
+    if "n_products" in manifest and manifest["n_products"] != len(products):
+        problems.append(
+            f"manifest says {manifest['n_products']} products, the table has {len(products)}"
+        )
+    if vectors.size and not np.isfinite(vectors).all():
+        bad = int((~np.isfinite(vectors).all(axis=1)).sum()) if vectors.ndim == 2 else -1
+        problems.append(f"{bad} embedding(s) hold NaN or infinite values")
     return problems
 
 
@@ -111,7 +137,8 @@ def write_folder(
     """Write a catalog folder atomically; returns the manifest as written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    prune(out)  # temporaries of writers that were killed
+    tmp = temp_folder(out)
     try:
         (tmp / "indexes").mkdir(parents=True)
         products.to_parquet(tmp / "products.parquet", index=False)
@@ -144,7 +171,8 @@ def read_folder(
     """(products, float32 vectors, manifest, indexes) of a catalog folder, or a CatalogError
     that says what is wrong and what to do."""
     path = Path(path)
-    manifest_file = path / MANIFEST
+    folder = resolve_version(path)  # every file from one version, even if a write swaps it
+    manifest_file = folder / MANIFEST
     if not path.is_dir():
         raise CatalogError(
             f"catalog {path}: no such folder (build one with 'shopthelook catalog build')"
@@ -178,10 +206,10 @@ def read_folder(
             f"{expected_head!r}: rebuild it with that head"
         )
     try:
-        products = pd.read_parquet(path / "products.parquet")
-        vectors = np.load(path / "embeddings.npy")
+        products = pd.read_parquet(folder / "products.parquet")
+        vectors = np.load(folder / "embeddings.npy")
         indexes = {
-            c: faiss.read_index(str(path / "indexes" / f))
+            c: faiss.read_index(str(folder / "indexes" / f))
             for c, f in manifest.get("index_files", {}).items()
         }
     except (OSError, ValueError, RuntimeError) as exc:

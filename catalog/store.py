@@ -20,8 +20,15 @@ import pandas as pd
 
 from catalog import ann
 from catalog.embedding import embed_products
-from catalog.files import FORMAT_VERSION, read_folder, table_hash, weights_fingerprint, write_folder
-from catalog.product_table import prepare_product_table
+from catalog.files import (
+    FORMAT_VERSION,
+    existing_product_count,
+    read_folder,
+    table_hash,
+    weights_fingerprint,
+    write_folder,
+)
+from catalog.product_table import prepare_product_table, unknown_categories
 from catalog.updates import IncrementalUpdates, index_options
 from shopthelook.core.errors import CatalogError
 
@@ -141,7 +148,14 @@ class Catalog(IncrementalUpdates):
         show_progress: bool = False,
         source: str | None = None,
         embed=None,
+        min_kept_share: float = 0.5,
     ) -> Catalog:
+        """Embed and index a product table into the folder ``out`` (replaced atomically).
+
+        Refused with a CatalogError, the catalog at ``out`` left as it was, when no product
+        photo could be embedded or when the result would hold fewer than ``min_kept_share`` of
+        the products of the catalog it replaces (0 turns that check off).
+        """
         from shopthelook.core.config import Settings
 
         settings = settings or Settings()
@@ -153,6 +167,7 @@ class Catalog(IncrementalUpdates):
             products["image"].tolist(), embedder, settings=settings, show_progress=show_progress
         )
         products = products.loc[ok].reset_index(drop=True)
+        _check_kept(len(products), failures, out, min_kept_share)
         products["row_id"] = np.arange(len(products), dtype=np.int64)
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -168,10 +183,11 @@ class Catalog(IncrementalUpdates):
             "exact_index_max": int(settings.exact_index_max),
             "index_kind": settings.index_kind,
             "failures": failures,
+            "unknown_categories": unknown_categories(products, taxonomy),
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         catalog = cls._assemble(products, vectors, manifest)
-        catalog.save(out)
+        catalog.save(out, keep_detector=False)  # a new build is fitted anew (catalog.taught)
         log.info("built catalog %s: %d products, %d failures", out, len(products), len(failures))
         return catalog
 
@@ -197,9 +213,18 @@ class Catalog(IncrementalUpdates):
         self.manifest["index_params"] = {c: s.to_dict() for c, s in self.specs.items()}
         self.manifest["n_products"] = int(len(self.products))
 
-    def save(self, out: str | Path) -> None:
+    def save(self, out: str | Path, *, keep_detector: bool = True) -> None:
+        """Write the catalog to ``out``; a fitted detector of the catalog there is carried
+        into the new version (``keep_detector``; the load checks say when it needs a refit)."""
+        from catalog.swap import resolve_version
+
+        previous = resolve_version(Path(out)) if keep_detector and Path(out).exists() else None
         self.manifest = write_folder(out, self.products, self.vectors, self.indexes, self.manifest)
         self.path = Path(out)
+        if previous is not None and previous != resolve_version(Path(out)):
+            from catalog.taught.files import carry_over
+
+            carry_over(previous, out)
 
     @classmethod
     def load(
@@ -213,3 +238,20 @@ class Catalog(IncrementalUpdates):
             path, expected_backbone=expected_backbone, expected_head=expected_head
         )
         return cls(products, vectors, manifest, indexes, Path(path))
+
+
+def _check_kept(n: int, failures: list[dict[str, str]], out: str | Path, share: float) -> None:
+    """Refuse a build that would replace a catalog with nothing, or with much less."""
+    if n == 0:
+        example = f" (e.g. {failures[0]['error']})" if failures else ""
+        raise CatalogError(
+            f"no product photo could be read: {len(failures)} unreadable image(s){example}; "
+            f"check --images-root and the image column. Nothing was written to {out}"
+        )
+    old = existing_product_count(out)
+    if old and share > 0 and n < share * old:
+        raise CatalogError(
+            f"the new catalog would hold {n} products, {n / old:.0%} of the {old} in the catalog "
+            f"at {out} it replaces ({len(failures)} unreadable image(s)); the old catalog is "
+            f"left in place. If that is what you want, pass --min-kept-share 0 (now {share:g})"
+        )

@@ -16,7 +16,7 @@ import pandas as pd
 from catalog import ann
 from catalog.embedding import embed_products
 from catalog.files import fingerprint_mismatches, table_hash
-from catalog.product_table import prepare_product_table
+from catalog.product_table import prepare_product_table, unknown_categories
 from shopthelook.core.errors import CatalogError
 
 
@@ -78,6 +78,12 @@ class IncrementalUpdates:
             new["image"].tolist(), embedder, settings=settings, show_progress=show_progress
         )
         new = new.loc[ok].reset_index(drop=True)
+        if failures and not len(new):
+            raise CatalogError(
+                f"no product photo could be read: {len(failures)} unreadable image(s) "
+                f"(e.g. {failures[0]['error']}); check --images-root. The catalog {self.path} "
+                "is unchanged"
+            )
         if replace and len(existing):
             self._drop(set(new["product_id"]))
         start = int(self.manifest.get("next_row_id", len(self.products)))
@@ -101,6 +107,9 @@ class IncrementalUpdates:
             "added": int(len(new)),
             "replaced": int(len(existing)) if replace else 0,
             "failures": failures,
+            "unknown_categories": unknown_categories(
+                new, taxonomy or load_taxonomy(settings.taxonomy)
+            ),
         }
 
     def remove(self, product_ids: Sequence[str]) -> int:

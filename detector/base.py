@@ -31,6 +31,11 @@ class Detector(ABC):
         """Detections for each image in turn (implementations may batch)."""
         return [self.detect(image) for image in images]
 
+    def name_region(self, image: Image.Image, box: Box) -> Detection | None:
+        """The object in a box the user drew, named by this detector's own classifier;
+        None when the detector has none (the box then takes an overlapping detection's)."""
+        return None
+
 
 # -- box geometry shared by implementations and by user regions ---------------------------
 

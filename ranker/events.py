@@ -25,6 +25,7 @@ from ranker.event_schema import (
     Event,
     EventError,
     parse_ts,
+    ts_window,
     validate_event,
 )
 from ranker.events_server import ServerBackend
@@ -58,15 +59,29 @@ class EventStore:
         self.url = str(url)
         #: invalid events skipped by the last log_many call
         self.last_skipped = 0
+        #: stored rows the last to_frame call left out: a time outside the accepted window
+        #: (written before it was enforced) or not a number
+        self.last_out_of_range = 0
         path = _sqlite_path(url)
         if path is not None:
             self._backend: Backend = SQLiteBackend(path)
         else:
             self._backend = ServerBackend(self.url)
 
-    def log(self, event: Event | Mapping[str, Any]) -> None:
-        """Store one event; raises EventError when it is invalid (a duplicate is not an error)."""
-        self._backend.insert([validate_event(event)])
+    def log(self, event: Event | Mapping[str, Any]) -> int:
+        """Store one event; raises EventError when it is invalid (a duplicate is not an error).
+        Returns 1 when it was new, 0 for a duplicate."""
+        return self._backend.insert([validate_event(event)])
+
+    def log_groups(self, groups: list[list[Event | Mapping[str, Any]]]) -> list[int]:
+        """Store several groups in one transaction; how many of each were new. Every event is
+        validated first: one invalid event raises EventError and nothing is stored."""
+        rows = [[validate_event(e) for e in group] for group in groups]
+        return self._backend.insert_groups(rows)
+
+    def check_writable(self) -> None:
+        """EventError unless the database would take a write now."""
+        self._backend.check_writable()
 
     def log_many(self, events: Iterable[Event | Mapping[str, Any]], chunk: int = 5000) -> int:
         """Store the valid events, skipping (and logging) invalid ones; returns how many were new."""
@@ -100,9 +115,23 @@ class EventStore:
         lo = parse_ts(since).timestamp() if since is not None else None
         hi = parse_ts(until).timestamp() if until is not None else None
         frame = self._backend.select(lo, hi)
-        frame["ts"] = pd.to_datetime(frame["ts"].astype(float), unit="s", utc=True)
-        frame["position"] = frame["position"].astype("Int64")
-        frame["price"] = frame["price"].astype(float)
+        # stores written before the time window was enforced may hold any time: leave those
+        # rows out (and count them) rather than fail on a date pandas cannot represent
+        seconds = pd.to_numeric(frame["ts"], errors="coerce")
+        first, last = (t.timestamp() for t in ts_window())
+        usable = seconds.between(first, last)
+        self.last_out_of_range = int((~usable).sum())
+        if self.last_out_of_range:
+            log.warning(
+                "%d stored event(s) with a time outside %s .. now+1 day left out",
+                self.last_out_of_range,
+                ts_window()[0].date(),
+            )
+            frame, seconds = frame[usable].copy(), seconds[usable]
+        frame["ts"] = pd.to_datetime(seconds.astype(float), unit="s", utc=True)
+        position = pd.to_numeric(frame["position"], errors="coerce")
+        frame["position"] = position.where(position == position.round()).astype("Int64")
+        frame["price"] = pd.to_numeric(frame["price"], errors="coerce").astype(float)
         return frame.reset_index(drop=True)
 
     def export_parquet(self, path: str | Path) -> int:

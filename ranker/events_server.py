@@ -56,6 +56,20 @@ class ServerBackend(Backend):
             ) from None
 
     def insert(self, rows: list[dict[str, Any]]) -> int:
+        # engine.begin() rolls the transaction back on any exception
+        try:
+            return self._insert(rows)
+        except self.sa.exc.SQLAlchemyError as exc:
+            raise EventError(f"events database: the write failed ({type(exc).__name__})") from None
+
+    def check_writable(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(self.sa.select(1))
+        except self.sa.exc.SQLAlchemyError as exc:
+            raise EventError(f"events database: unreachable ({type(exc).__name__})") from None
+
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
         sa = self.sa
         keys = [r["dedupe_key"] for r in rows]
         stored = 0

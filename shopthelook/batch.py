@@ -28,6 +28,8 @@ class MatchSummary:
     skipped: int = 0
     processed: int = 0
     failures: int = 0
+    #: scenes skipped because the output already holds them, that failed in an earlier run
+    earlier_failures: int = 0
     objects: int = 0
     scenes_with_objects: int = 0
     seconds: float = 0.0
@@ -45,8 +47,16 @@ class MatchSummary:
             f"{rate:.2f}/s)",
             f"objects: {self.objects} ({self.objects / max(1, self.processed - self.failures):.2f} per scene)",
             f"coverage: {self.coverage:.1%} of scenes had at least one detected object",
-            f"failures: {self.failures}",
+            self._failure_line(),
         ]
+
+    def _failure_line(self) -> str:
+        if not self.earlier_failures:
+            return f"failures: {self.failures}"
+        return (
+            f"failures: {self.failures + self.earlier_failures} ({self.failures} in this run, "
+            f"{self.earlier_failures} already in the output; --retry-failed runs them again)"
+        )
 
 
 def read_done(out: Path, retry_failed: bool) -> set[str]:
@@ -68,6 +78,22 @@ def read_done(out: Path, retry_failed: bool) -> set[str]:
     tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, out)  # also drops a torn last line
     return done
+
+
+def failed_in(out: Path) -> set[str]:
+    """Scene ids whose line in ``out`` records an error."""
+    if not out.exists():
+        return set()
+    failed = set()
+    with out.open() as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("error"):
+                failed.add(str(record.get("scene_id")))
+    return failed
 
 
 def match_scene(
@@ -100,6 +126,7 @@ def run_match(
     done = read_done(out, retry_failed)
     todo = scenes[~scenes["scene_id"].astype(str).isin(done)]
     summary = MatchSummary(scenes=len(scenes), skipped=len(scenes) - len(todo))
+    summary.earlier_failures = len(failed_in(out) & set(scenes["scene_id"].astype(str)))
     started = time.perf_counter()
     with out.open("a") as fh:
         for row in tqdm(

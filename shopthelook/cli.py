@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from shopthelook.core.errors import ShopTheLookError
@@ -17,6 +18,7 @@ from shopthelook.core.errors import ShopTheLookError
 COMMAND_MODULES = (
     "shopthelook.commands.catalog",
     "shopthelook.commands.look",
+    "shopthelook.commands.classify",
     "shopthelook.commands.evaluate",
     "shopthelook.commands.same",
     "shopthelook.commands.ranker",
@@ -68,13 +70,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a warning at exit
+        return code
     except ShopTheLookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`shopthelook look ... | head`): stop quietly, as cat would
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is no real file (tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

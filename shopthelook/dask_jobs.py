@@ -147,7 +147,7 @@ def distributed_match(
 ):
     """The `match` job on Dask; returns (batch.MatchSummary, JobReport). Same output file format
     and resume rule as shopthelook.batch.run_match: scenes with a line in ``out`` are skipped."""
-    from shopthelook.batch import MatchSummary, read_done
+    from shopthelook.batch import MatchSummary, failed_in, read_done
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +164,7 @@ def distributed_match(
         for n, chunk in enumerate(split(pairs, partition_size))
     ]
     summary = MatchSummary(scenes=len(scenes), skipped=len(scenes) - len(todo))
+    summary.earlier_failures = len(failed_in(out) & set(scenes["scene_id"].astype(str)))
     report = run_partitions(
         client,
         _match_partition,

@@ -62,6 +62,10 @@ class LookEvaluation:
     pairs_not_in_catalog: int
     objects_per_scene: float
     timings: dict[str, float]
+    #: share of objects whose category is that of some ground-truth product of their scene
+    category_precision: float = 0.0
+    #: category -> [objects, objects whose category the scene's products have]
+    objects_by_category: dict[str, list[int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +74,11 @@ class LookEvaluation:
             "scenes_failed": self.scenes_failed,
             "pairs_not_in_catalog": self.pairs_not_in_catalog,
             "objects_per_scene": round(self.objects_per_scene, 2),
+            "category_precision": round(self.category_precision, 4),
+            "objects_by_category": {
+                c: {"objects": n, "precision": round(r / max(1, n), 4)}
+                for c, (n, r) in sorted(self.objects_by_category.items())
+            },
             "overall": self.overall.as_dict(),
             "detectable": self.detectable.as_dict(),
             "covered": self.covered.as_dict(),
@@ -96,7 +105,9 @@ class LookEvaluation:
         rows.append(row("covered", self.covered))
         rows.append("-" * len(head))
         for cat, g in sorted(self.by_category.items(), key=lambda kv: -kv[1].pairs):
-            rows.append(row(cat, g))
+            n, right = self.objects_by_category.get(cat, (0, 0))
+            precision = f"  objects {n:>4} precision {right / n:.2f}" if n else ""
+            rows.append(row(cat, g) + precision)
         return "\n".join(rows)
 
 
@@ -127,7 +138,8 @@ def evaluate_looks(
     overall, detectable, covered_pairs = RecallGroup(), RecallGroup(), RecallGroup()
     by_category: dict[str, RecallGroup] = defaultdict(RecallGroup)
     stage_times: dict[str, list[float]] = defaultdict(list)
-    failed = objects = 0
+    failed = objects = right = 0
+    objects_by_category: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for scene_id in tqdm(wanted, desc="evaluating scenes", unit="scene", disable=not show_progress):
         try:
             result = pipeline.shop_the_look(image_of[scene_id], top_k=max(ks), scene_id=scene_id)
@@ -139,6 +151,12 @@ def evaluate_looks(
             stage_times[stage].append(seconds)
         searched = [o for o in result.objects if o.detection.source != "scene"]
         objects += len(searched)
+        truth = {category_of[pid] for pid in products_of[scene_id]}
+        for o in searched:
+            name = o.detection.category or o.detection.label
+            objects_by_category[name][0] += 1
+            objects_by_category[name][1] += name in truth
+            right += name in truth
         lists = [
             ([p.product_id for p in o.products], _searched_categories(o, catalog)) for o in searched
         ]
@@ -166,6 +184,8 @@ def evaluate_looks(
         pairs_not_in_catalog=pairs_missing,
         objects_per_scene=objects / max(1, done),
         timings={k: float(np.median(v)) for k, v in stage_times.items()},
+        category_precision=right / max(1, objects),
+        objects_by_category=dict(objects_by_category),
     )
 
 

@@ -73,10 +73,10 @@ class ShopTheLook:
                 f"{', '.join(changed)} than this embedder loads; rebuild the catalog or point "
                 "the settings back at the weights it was built with"
             )
+        #: why the catalog's own detector is not used (None when it is, or one was given)
+        self.detector_note: str | None = None
         if detector is None:
-            from detector import create_detector
-
-            detector = create_detector(self.settings, self.taxonomy)
+            detector, self.detector_note = self._detector_for_catalog()
         self.detector = detector
         self.ranker = ranker or VisualOrderRanker()
         if directions is not None:
@@ -88,6 +88,37 @@ class ShopTheLook:
         self._categories = dict(zip(products["product_id"], products["category"]))
         self._images = dict(zip(products["product_id"], products["image"]))
         apply_threads(self.settings.threads)
+
+    def _detector_for_catalog(self):
+        """The catalog's fitted detector (``detector`` auto or taught), else the configured
+        kind; with the reason when a catalog's own detector is not used."""
+        import catalog.taught  # noqa: F401  (registers the taught and zero-shot kinds)
+        from catalog.taught import has_detector, load_catalog_detector
+        from detector import create_detector
+
+        kind, note = self.settings.detector, None
+        if kind in ("auto", "taught") and not self.settings.taught_detector:
+            path = self.catalog.path
+            if has_detector(path):
+                try:
+                    return load_catalog_detector(self.catalog, self.settings, self.taxonomy), None
+                except CatalogError as exc:
+                    if kind == "taught":
+                        raise
+                    note = f"{exc}; meanwhile objects are named by the COCO label mapping"
+            elif kind == "taught":
+                raise CatalogError(
+                    f"catalog {path} has no fitted detector: run "
+                    f"'shopthelook catalog fit-detector --catalog {path}'"
+                )
+            else:
+                note = (
+                    f"catalog {path} has no fitted detector: objects are named by the COCO label "
+                    f"mapping (fit one: shopthelook catalog fit-detector --catalog {path})"
+                )
+            log.warning(note)
+            kind = "yolo"
+        return create_detector(self.settings, self.taxonomy, kind=kind), note
 
     def _embedder_for_catalog(self):
         from embedder import create_embedder
@@ -213,6 +244,9 @@ class ShopTheLook:
         cats = list(detection.search_categories) or (
             [detection.category] if detection.category else []
         )
+        # Never an object without products: categories this catalog lacks are not searched,
+        # and an object left with none searches the whole catalog.
+        cats = [c for c in cats if c in self.catalog.indexes]
         return cats or None  # None: every category (a user box or scene of unknown kind)
 
     def _hit(self, product_id: str, score: float) -> ProductHit:
@@ -248,4 +282,6 @@ class ShopTheLook:
             "head": self.catalog.head,
             "products": len(self.catalog),
             "ranker": getattr(self.ranker, "name", type(self.ranker).__name__),
+            "detector": getattr(self.detector, "name", type(self.detector).__name__),
+            "detector_note": self.detector_note,
         }

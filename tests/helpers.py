@@ -61,3 +61,18 @@ class ShopCatalog:
 
     def search(self, queries, category, k):
         return self._space.search(queries, category, k)
+
+
+def run_cli(capsys, *argv, quiet: bool = True):
+    """``shopthelook [-q] ARGV``: (exit code, stdout, stderr)."""
+    from shopthelook.cli import main
+
+    code = main((["-q"] if quiet else []) + [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def build_cli(capsys, table, out, *extra, quiet: bool = True):
+    """``shopthelook catalog build`` of a table with the cheap hvf backbone."""
+    args = ("catalog", "build", "--products", table, "--out", out, "--backbone", "hvf")
+    return run_cli(capsys, *args, *extra, quiet=quiet)

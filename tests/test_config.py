@@ -11,7 +11,7 @@ from shopthelook.core.errors import ConfigError
 def test_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):
     monkeypatch.delenv("SHOPTHELOOK_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert load_settings().backbone == Settings().backbone == "yolo"
+    assert load_settings().backbone == Settings().backbone == "effnet-lite0"
     cfg = tmp_path / "s.toml"
     cfg.write_text('backbone = "hvf"\ntop_k = 7\nthreads = 1\n')
     assert (load_settings(cfg).backbone, load_settings(cfg).top_k) == ("hvf", 7)

@@ -287,7 +287,33 @@ IMPLEMENTATIONS = {
     "yolo": lambda request, taxonomy, max_objects: _yolo(
         request.getfixturevalue("yolo_weights"), taxonomy, max_objects=max_objects
     ),
+    "zero-shot": lambda request, taxonomy, max_objects: _taught(
+        None, request.getfixturevalue("yolo_weights"), taxonomy, max_objects
+    ),
+    "taught": lambda request, taxonomy, max_objects: _taught(
+        request.getfixturevalue("ikea_root"),
+        request.getfixturevalue("yolo_weights"),
+        taxonomy,
+        max_objects,
+    ),
 }
+
+
+def _taught(ikea_root: Path | None, weights: Path, taxonomy, max_objects: int):
+    """The catalog-taught detector (a small cached IKEA fit), or the zero-shot mapping."""
+    from catalog.taught import load_detector_folder, zero_shot_detector
+    from catalog.taught.files import detector_folder
+
+    # a low threshold: the contract needs more than 3 objects in the busy room
+    settings = Settings(
+        detector_weights=str(weights), max_objects=max_objects, taught_min_score=0.05, threads=1
+    )
+    if ikea_root is None:
+        return zero_shot_detector(settings, taxonomy)
+    from tests.taught_helpers import taught_catalog
+
+    folder = detector_folder(taught_catalog(ikea_root, weights))
+    return load_detector_folder(folder, settings, taxonomy)
 
 
 def _yolo(weights: Path, taxonomy, **options):

@@ -25,6 +25,9 @@ class _ColourCodedEmbedder:
         self.vectors = vectors
         self.dim = vectors.shape[1]
 
+    def weights_fingerprints(self) -> dict[str, str]:
+        return {}  # no weights: the colour code is the embedding
+
     def embed_images(self, images, batch_size=16, show_progress=False):
         rows = [img.getpixel((0, 0)) for img in images]
         return self.vectors[[r + 256 * g for r, g, _ in rows]]

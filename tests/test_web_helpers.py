@@ -122,8 +122,18 @@ def web_config(root: Path, pipeline, scenes: Path, **extra) -> dict:
         "MAX_UPLOAD_BYTES": 300_000,
         "MAX_IMAGE_PIXELS": 1_000_000,
         "TOP_K": 4,
+        # one test client sends every request: rate limits have their own test
+        "RATELIMIT_ENABLED": False,
         **extra,
     }
+
+
+def csrf_token(client, path: str = "/") -> str:
+    """The CSRF token a page of the site puts in its forms (for the client's session)."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def png_bytes(size=(200, 120), seed: int = 7) -> bytes:

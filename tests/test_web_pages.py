@@ -11,6 +11,7 @@ from tests.test_web_helpers import (
     HOSTILE_NAME,
     build_catalog,
     build_pipeline,
+    csrf_token,
     png_bytes,
     web_config,
     write_scenes,
@@ -116,9 +117,16 @@ def test_clicking_a_product_logs_the_click_and_shows_the_product(app, services):
 
 def test_save_logs_a_save_and_returns_to_the_page(app, services):
     client = user_client(app, "rosa")
+    token = csrf_token(client)
     response = client.post(
         "/product/P001/save",
-        data={"scene": "room-a", "pos": "1", "rid": "abc-1", "next": "/scene/room-a"},
+        data={
+            "scene": "room-a",
+            "pos": "1",
+            "rid": "abc-1",
+            "next": "/scene/room-a",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/scene/room-a")
@@ -129,24 +137,31 @@ def test_save_logs_a_save_and_returns_to_the_page(app, services):
         )
         == 1
     )
-    again = client.post("/product/P004/save", data={"next": response.headers["Location"]})
+    again = client.post(
+        "/product/P004/save", data={"next": response.headers["Location"], "csrf_token": token}
+    )
     assert again.headers["Location"] == "/scene/room-a?saved=P004"
     # an off-site "next" is ignored: no open redirect
-    away = client.post("/product/P001/save", data={"next": "//evil.example/"})
+    away = client.post("/product/P001/save", data={"next": "//evil.example/", "csrf_token": token})
     assert away.headers["Location"].startswith("/product/P001")
 
 
 def test_user_switch_sets_the_cookie_and_events_follow_it(app, services):
     client = app.test_client()
-    response = client.post("/user", data={"user_id": "alice", "next": "/scene/room-b"})
+    token = csrf_token(client)
+    response = client.post(
+        "/user", data={"user_id": "alice", "next": "/scene/room-b", "csrf_token": token}
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/scene/room-b"
     assert "stl_user=alice" in response.headers["Set-Cookie"]
     page = client.get("/scene/room-b").get_data(as_text=True)
     assert "ranked for alice" in page
-    typed = client.post("/user", data={"user_id": "alice", "user_typed": "bob"})
+    typed = client.post(
+        "/user", data={"user_id": "alice", "user_typed": "bob", "csrf_token": token}
+    )
     assert "stl_user=bob" in typed.headers["Set-Cookie"]
-    assert_friendly(client.post("/user", data={"user_typed": "<bad>"}), 400)
-    assert_friendly(client.post("/user", data={}), 400)
+    assert_friendly(client.post("/user", data={"user_typed": "<bad>", "csrf_token": token}), 400)
+    assert_friendly(client.post("/user", data={"csrf_token": token}), 400)
 
 
 def test_box_and_adjective_links(app):
@@ -161,7 +176,7 @@ def test_upload_form_stores_the_photo_and_opens_its_scene(app):
     client = user_client(app, "pat")
     response = client.post(
         "/upload",
-        data={"image": (io.BytesIO(png_bytes(seed=11)), "r.png")},
+        data={"image": (io.BytesIO(png_bytes(seed=11)), "r.png"), "csrf_token": csrf_token(client)},
         content_type="multipart/form-data",
     )
     assert response.status_code == 303
@@ -183,18 +198,23 @@ def test_bad_uploads_get_a_friendly_page(app, content, status):
     client = user_client(app, "pat")
     response = client.post(
         "/upload",
-        data={"image": (io.BytesIO(content), "x.png")},
+        data={"image": (io.BytesIO(content), "x.png"), "csrf_token": csrf_token(client)},
         content_type="multipart/form-data",
     )
-    assert_friendly(response, status)
+    text = assert_friendly(response, status)
+    assert "form is out of date" not in text  # refused for the photo, not for the token
 
 
 def test_upload_without_a_file_or_over_the_byte_limit(app):
     import os
 
     client = user_client(app, "pat")
-    assert_friendly(client.post("/upload", data={}, content_type="multipart/form-data"), 400)
-    big = {"image": (io.BytesIO(os.urandom(500_000)), "big.jpg")}
+    token = csrf_token(client)
+    no_file = assert_friendly(
+        client.post("/upload", data={"csrf_token": token}, content_type="multipart/form-data"), 400
+    )
+    assert "choose a photo" in no_file
+    big = {"image": (io.BytesIO(os.urandom(500_000)), "big.jpg"), "csrf_token": token}
     assert_friendly(client.post("/upload", data=big, content_type="multipart/form-data"), 413)
 
 

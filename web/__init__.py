@@ -15,8 +15,10 @@ from typing import Any
 from flask import Flask, g, request
 
 from web.api import bp as api_bp
-from web.errors import init_errors
+from web.errors import PRIVATE_PATHS, init_errors
+from web.events_api import bp as events_bp
 from web.pages import bp as pages_bp
+from web.security import init_security
 from web.services import ANONYMOUS, EXTENSION, USER_COOKIE, services_of, valid_user_id
 from web.wiring import build_services
 
@@ -52,6 +54,27 @@ DEFAULTS: dict[str, Any] = {
     #: where uploaded scenes are kept (default: <instance>/uploads)
     "UPLOAD_FOLDER": None,
     "INSTANCE_PATH": None,
+    #: uploads: kept this long, at most this many per shopper and in all, reduced to this side
+    "UPLOAD_TTL_HOURS": 7 * 24,
+    "UPLOAD_QUOTA_PER_SHOPPER": 50,
+    "UPLOAD_QUOTA_TOTAL": 5000,
+    "UPLOAD_QUOTA_TOTAL_MB": 2048,
+    "UPLOAD_MAX_SIDE": 4096,
+    #: photos decoded at once (uploads) and pipeline runs at once (looks)
+    "DECODE_SLOTS": 2,
+    "LOOK_SLOTS": 4,
+    #: signs the session (CSRF tokens, upload ownership); default: <instance>/secret_key
+    "SECRET_KEY": None,
+    #: lets GET /api/users/<id> show any shopper's history (Authorization: Bearer <token>)
+    "ADMIN_TOKEN": None,
+    #: per-client rate limits (Flask-Limiter syntax; RATELIMIT_* are Flask-Limiter's own)
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_DEFAULT": "1200 per minute",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATE_LIMIT_LOOK": "60 per minute",
+    "RATE_LIMIT_UPLOAD": "10 per minute;100 per day",
+    "RATE_LIMIT_EVENTS": "120 per minute",
 }
 
 
@@ -70,13 +93,32 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def _private_paths(app: Flask, services) -> list[str]:
+    """The server's folders, longest first: error messages never show them."""
+    roots = {app.instance_path, str(services.image_root), str(services.scenes.upload_dir)}
+    catalog_path = getattr(services.catalog, "path", None)
+    if catalog_path is not None:
+        roots |= {str(catalog_path), str(Path(catalog_path).resolve())}
+    data_root = app.config.get("DATA_ROOT") or getattr(
+        getattr(services.pipeline, "settings", None), "data_root", None
+    )
+    if data_root:
+        roots |= {str(data_root), str(Path(data_root).resolve())}
+    roots.add(str(Path(services.events.url).resolve().parent))
+    return sorted((r for r in roots if len(r) > 1), key=len, reverse=True)
+
+
 def init_app(app: Flask) -> None:
     services = build_services(app.config, app.instance_path)
     app.extensions[EXTENSION] = services
+    app.extensions[PRIVATE_PATHS] = _private_paths(app, services)
     atexit.register(services.close)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(events_bp)
     init_errors(app)
+    # the JSON API acts on no cookie (see web.security), so only the pages' forms need tokens
+    init_security(app, csrf_exempt=(api_bp, events_bp))
 
     @app.before_request
     def _identify_user() -> None:
@@ -88,7 +130,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _remember_user(response):
-        if getattr(g, "new_user", False) and not request.path.startswith(("/api/", "/healthz")):
+        if getattr(g, "new_user", False) and not request.path.startswith(
+            ("/api/", "/healthz", "/openapi")
+        ):
             response.set_cookie(
                 USER_COOKIE, g.user_id, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
             )

@@ -1,16 +1,20 @@
-"""The JSON API: /api/look, /api/products/<id>, /api/events, /api/users/<id>, /api/scenes,
-/healthz. Every error is a JSON object {"error": message, "status": code} with a 4xx status.
+"""The JSON API: /api/look, /api/products/<id>, /api/scenes, /healthz and /openapi.json (the
+OpenAPI 3 description of every endpoint); the events endpoints are in ``web.events_api``.
+Every error is a JSON object {"error": message, "status": code} with a 4xx status.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from shopthelook.core.types import Box
 from web.cards import product_card, scene_card
 from web.errors import ApiError
 from web.params import (
@@ -18,16 +22,17 @@ from web.params import (
     parse_box,
     parse_category,
     parse_int,
-    parse_list_id,
     parse_text_id,
     parse_user,
+    read_json,
 )
+from web.security import client_owner, visitor_owner
 from web.services import ANONYMOUS, Services, services_of
 
 bp = Blueprint("api", __name__)
 
-MAX_EVENTS_PER_REQUEST = 1000
-ENGAGEMENT = ("click", "save", "purchase")
+LOOK_FIELDS = ("scene_id", "box", "user", "adjective", "top_k", "category")
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 
 def svc() -> Services:
@@ -38,7 +43,7 @@ def request_fields() -> tuple[Mapping[str, Any], Any]:
     """The fields of a JSON or form request, and the uploaded image file if any."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        data = request.get_json(silent=True)
+        data = read_json()
         if not isinstance(data, dict):
             raise ApiError(400, 'malformed JSON: expected an object like {"scene_id": ...}')
         return data, None
@@ -51,20 +56,39 @@ def request_fields() -> tuple[Mapping[str, Any], Any]:
     )
 
 
+def _scaled(box: Box | None, scale: float) -> Box | None:
+    """A box in pixels of the photo as sent, in pixels of the (reduced) stored photo."""
+    if box is None or scale == 1.0:
+        return box
+    return Box(*(v * scale for v in box.as_list()))
+
+
 @bp.post("/api/look")
 def look():
     services = svc()
     data, file = request_fields()
-    unknown = sorted(set(data) - {"scene_id", "box", "user", "adjective", "top_k", "category"})
+    unknown = sorted(str(k) for k in set(data) - set(LOOK_FIELDS))
     if unknown:
         raise ApiError(
             400,
-            f"unknown fields {unknown}; known: scene_id, box, user, adjective, "
-            "top_k, category (and an 'image' file)",
+            f"unknown fields {unknown[:10]}; known: {', '.join(LOOK_FIELDS)} (and an 'image' file)",
         )
     scene_id = parse_text_id(data.get("scene_id"), "scene_id")
+    # every field is checked before a photo is decoded or stored
+    user_id = parse_user(data.get("user"), ANONYMOUS)
+    box = parse_box(data.get("box"))
+    adjective = parse_adjective(data.get("adjective"), services)
+    top_k = parse_int(
+        data.get("top_k"),
+        "top_k",
+        default=current_app.config["TOP_K"],
+        low=1,
+        high=current_app.config["TOP_K_MAX"],
+    )
+    category = parse_category(data.get("category"), services)
     if file is not None and scene_id:
         raise ApiError(400, "give either an image file or a scene_id, not both")
+    receipt = None
     if file is not None:
         payload = file.read(services.max_upload_bytes + 1)
         if len(payload) > services.max_upload_bytes:
@@ -72,27 +96,23 @@ def look():
                 413, f"image is larger than the limit of {services.max_upload_bytes:,} bytes"
             )
         name = Path(file.filename or "upload").name[:100] or "upload"
-        scene_id = services.scenes.add_upload(
-            payload, max_pixels=services.max_image_pixels, name=name
-        ).scene_id
+        # an API upload belongs to no browser session: listed nowhere, opened by its id
+        receipt = services.scenes.add_upload(
+            payload, owner=client_owner(), max_pixels=services.max_image_pixels, name=name
+        )
+        scene_id, box = receipt.scene_id, _scaled(box, receipt.scale)
     elif not scene_id:
         raise ApiError(400, "give an 'image' file (multipart/form-data) or a scene_id")
     elif not services.scenes.has(scene_id):
         raise ApiError(404, f"scene {scene_id!r} does not exist; GET /api/scenes lists them")
-    result = services.look(
-        scene_id,
-        user_id=parse_user(data.get("user"), ANONYMOUS),
-        box=parse_box(data.get("box")),
-        adjective=parse_adjective(data.get("adjective"), services),
-        top_k=parse_int(
-            data.get("top_k"),
-            "top_k",
-            default=current_app.config["TOP_K"],
-            low=1,
-            high=current_app.config["TOP_K_MAX"],
-        ),
-        category=parse_category(data.get("category"), services),
-    )
+    try:
+        result = services.look(
+            scene_id, user_id=user_id, box=box, adjective=adjective, top_k=top_k, category=category
+        )
+    except BaseException:
+        if receipt is not None:  # a refused request leaves no photo behind
+            services.scenes.undo_upload(receipt)
+        raise
     impressions = services.impressions(result)
     body = result.result.to_dict()
     for i, (obj_dict, obj) in enumerate(zip(body["objects"], result.result.objects, strict=True)):
@@ -144,85 +164,6 @@ def product(product_id: str):
     return jsonify({"product": details, "similar": similar, "request_id": list_id, "rooms": rooms})
 
 
-@bp.post("/api/events")
-def events():
-    """One event object, or {"events": [...]}; all are checked before any is stored."""
-    from ranker.events import EVENT_TYPES, EventError, validate_event
-
-    services = svc()
-    if request.mimetype != "application/json":
-        raise ApiError(415, f"content type {request.mimetype or 'none'!r}: send application/json")
-    data = request.get_json(silent=True)
-    if isinstance(data, dict) and "events" in data:
-        items = data["events"]
-        if not isinstance(items, list) or not items:
-            raise ApiError(400, "'events' must be a non-empty list of event objects")
-    elif isinstance(data, dict):
-        items = [data]
-    else:
-        raise ApiError(400, 'malformed JSON: expected an event object or {"events": [...]}')
-    if len(items) > MAX_EVENTS_PER_REQUEST:
-        raise ApiError(413, f"{len(items)} events: send at most {MAX_EVENTS_PER_REQUEST} at once")
-    rows = []
-    for i, item in enumerate(items):
-        where = f"event {i}: " if len(items) > 1 else ""
-        if not isinstance(item, dict):
-            raise ApiError(400, f"{where}expected an object")
-        item = dict(item)
-        if "user" in item and "user_id" not in item:
-            item["user_id"] = item.pop("user")
-        if item.get("event_type") not in EVENT_TYPES:
-            raise ApiError(
-                400,
-                f"{where}event_type {item.get('event_type')!r} is unknown; "
-                f"use one of {list(EVENT_TYPES)}",
-            )
-        try:
-            item["user_id"] = parse_user(item.get("user_id"), "")
-            if not item["user_id"]:
-                raise ApiError(400, "user_id is required")
-            product_id = parse_text_id(item.get("product_id"), "product_id")
-            if not product_id:
-                raise ApiError(400, "product_id is required")
-            if not services.catalog.has_product(product_id):
-                raise ApiError(404, f"product {product_id!r} is not in the catalog")
-            item["product_id"] = product_id
-            scene_id = parse_text_id(item.get("scene_id"), "scene_id")
-            if scene_id and not services.scenes.has(scene_id):
-                raise ApiError(404, f"scene {scene_id!r} does not exist")
-            item["request_id"] = parse_list_id(item.get("request_id"))
-            item.setdefault("category", services.category(product_id))
-            if item.get("price") is None:
-                item["price"] = services.price(product_id)
-            validate_event(item)
-        except ApiError as exc:
-            raise ApiError(exc.status, where + exc.message) from None
-        except EventError as exc:
-            raise ApiError(400, f"{where}{exc}") from None
-        rows.append(item)
-    done = services.events.log(rows)
-    try:
-        done.result(timeout=30)
-    except Exception as exc:  # the store refused or failed: the client should retry
-        raise ApiError(503, f"events could not be stored ({exc}); retry later") from None
-    for user_id in {r["user_id"] for r in rows if r["event_type"] in ENGAGEMENT}:
-        services.cache.forget_user(user_id)
-    return jsonify({"logged": len(rows)}), 201
-
-
-@bp.get("/api/users/<user_id>")
-def user(user_id: str):
-    """A user's engagement history (counts per event type); 404 for a user with none."""
-    from ranker.events import EVENT_TYPES
-
-    services = svc()
-    user_id = parse_user(user_id, "")
-    counts = {t: services.events.count(user_id=user_id, event_type=t) for t in EVENT_TYPES}
-    if not any(counts.values()):
-        raise ApiError(404, f"user {user_id!r} has no events yet")
-    return jsonify({"user_id": user_id, "events": counts})
-
-
 @bp.get("/api/scenes")
 def scenes():
     services = svc()
@@ -235,15 +176,34 @@ def scenes():
             "url": url_for("pages.scene", scene_id=s.scene_id),
             "image_url": url_for("pages.scene_image", scene_id=s.scene_id),
         }
-        for s in services.scenes.gallery() + services.scenes.uploads()
+        for s in services.scenes.gallery() + services.scenes.uploads(visitor_owner(create=False))
     ]
     return jsonify({"scenes": items, "count": len(items)})
 
 
 @bp.get("/healthz")
 def healthz():
+    """200 "ok"; 503 "degraded" while event writes fail or the writer has stopped."""
     services = svc()
     info = services.describe()
-    writer_ok = services.events.alive
-    status = 200 if writer_ok else 503
-    return jsonify({"status": "ok" if writer_ok else "events writer stopped", **info}), status
+    events = services.events
+    problem = None
+    if not events.alive:
+        problem = "the events writer has stopped"
+    elif events.failing:
+        problem = "event writes are failing"
+    body = {"status": "degraded" if problem else "ok", **info}
+    if problem:
+        body["problem"] = problem
+    return jsonify(body), 503 if problem else 200
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    return json.loads(OPENAPI_FILE.read_text())
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of this API (web/openapi.json)."""
+    return jsonify(openapi_document())

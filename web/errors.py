@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shopthelook.core.errors import BoxError, ImageError, ShopTheLookError
+from shopthelook.core.errors import BoxError, ImageError, QuotaError, ShopTheLookError
 from web.scenes import UnknownScene
+
+#: where ``init_app`` lists the server's folders that no message may show
+PRIVATE_PATHS = "shopthelook.private_paths"
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +33,18 @@ class ApiError(Exception):
 
 
 def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/healthz"))
+    return request.path.startswith(("/api/", "/healthz", "/openapi"))
+
+
+def redact(message: str) -> str:
+    """The message without the server's folders (instance, catalog, images, data root)."""
+    for root in current_app.extensions.get(PRIVATE_PATHS, ()):
+        message = message.replace(root, "…")
+    return message
 
 
 def error_response(status: int, message: str, title: str | None = None):
+    message = redact(message)
     if wants_json():
         response = jsonify({"error": message, "status": status})
         response.status_code = status
@@ -49,12 +62,16 @@ _TITLES = {
     400: "That did not work",
     404: "Not found",
     405: "Not allowed",
+    403: "Not yours",
     413: "Too large",
     415: "Unsupported content",
+    429: "Slow down",
 }
 
 
 def status_for(exc: ShopTheLookError) -> int:
+    if isinstance(exc, QuotaError):
+        return 429
     if isinstance(exc, ImageError) and "over the limit" in str(exc):
         return 413
     if isinstance(exc, (ImageError, BoxError)):
@@ -79,6 +96,21 @@ def init_errors(app: Flask) -> None:
     def _too_large(exc: RequestEntityTooLarge):
         limit = app.config["MAX_UPLOAD_BYTES"]
         return error_response(413, f"upload is larger than the limit of {limit:,} bytes")
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):
+        return error_response(
+            400,
+            f"this form is out of date or came from another site ({exc.description}); "
+            "reload the page and try again",
+        )
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded):
+        response = error_response(
+            429, f"too many requests from your address ({exc.description}); wait and retry"
+        )
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -22,6 +24,13 @@ log = logging.getLogger(__name__)
 
 #: most queued writes merged into one store transaction
 BATCH_MAX = 512
+#: absolute paths in an error message (the health report shows the last error, not where)
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/:'\"]+){2,}/?")
+
+
+def without_paths(message: str) -> str:
+    """An error message fit for clients: file-system paths replaced by <path>."""
+    return _PATH.sub("<path>", message)
 
 
 @dataclass
@@ -54,6 +63,9 @@ class EventSink:
         self._lock = threading.Lock()
         self.logged = 0
         self.failed = 0
+        #: when the latest write failed (monotonic seconds) while none has succeeded since
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._thread.start()
         # an unopenable store is a configuration error: raise it here, at startup
@@ -93,6 +105,22 @@ class EventSink:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def failing(self) -> bool:
+        """Whether the latest write failed (and none has succeeded since)."""
+        return self.failing_since is not None
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            since = self.failing_since
+            return {
+                "queued": self.pending,
+                "written": self.logged,
+                "failed": self.failed,
+                "failing_for_s": None if since is None else round(time.monotonic() - since, 1),
+                "last_error": self.last_error,
+            }
 
     @property
     def pending(self) -> int:
@@ -147,30 +175,45 @@ class EventSink:
             item.done.set_exception(exc)
 
     def _write(self, store: Any, batch: list[_Write]) -> None:
-        events = [e for w in batch for e in w.events]
         try:
-            store.log_many(events)
+            stored = self._store(store, [w.events for w in batch])
         except Exception:
             # one bad write must not lose the others: retry each on its own
             for w in batch:
                 self._write_one(store, w)
             return
-        self._count(len(events), 0)
-        for w in batch:
-            w.done.set_result(len(w.events))
+        self._succeeded(sum(len(w.events) for w in batch))
+        for w, n in zip(batch, stored, strict=True):
+            w.done.set_result(n)
 
     def _write_one(self, store: Any, w: _Write) -> None:
         try:
-            n = store.log_many(w.events)
+            (n,) = self._store(store, [w.events])
         except Exception as exc:
             log.error("could not store %d event(s): %s", len(w.events), exc)
-            self._count(0, len(w.events))
+            self._failed(len(w.events), exc)
             w.done.set_exception(exc)
             return
-        self._count(len(w.events), 0)
-        w.done.set_result(n if isinstance(n, int) else len(w.events))
+        self._succeeded(len(w.events))
+        w.done.set_result(n)
 
-    def _count(self, ok: int, bad: int) -> None:
+    @staticmethod
+    def _store(store: Any, groups: list[list[Any]]) -> list[int]:
+        """How many events of each group were new; one transaction when the store can."""
+        log_groups = getattr(store, "log_groups", None)
+        if log_groups is not None:
+            return list(log_groups(groups))
+        counts = [store.log_many(events) for events in groups]
+        return [n if isinstance(n, int) else len(g) for n, g in zip(counts, groups, strict=True)]
+
+    def _succeeded(self, n: int) -> None:
         with self._lock:
-            self.logged += ok
-            self.failed += bad
+            self.logged += n
+            self.failing_since = None
+
+    def _failed(self, n: int, exc: Exception) -> None:
+        with self._lock:
+            self.failed += n
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+            self.last_error = without_paths(f"{type(exc).__name__}: {exc}")[:300]

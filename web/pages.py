@@ -8,7 +8,6 @@ count twice); the save buttons log saves.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import uuid
 from pathlib import Path
@@ -33,23 +32,17 @@ from web.cards import product_card, scene_card
 from web.errors import ApiError
 from web.params import parse_adjective, parse_box, parse_int, parse_list_id, parse_user
 from web.scenes import Scene
+from web.security import safe_next, visitor_owner
 from web.services import USER_COOKIE, Services, services_of
+from web.uploads import THUMB_SIDE, thumb_path
 
 bp = Blueprint("pages", __name__)
 
-THUMB_SIDE = 360
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
 
 def svc() -> Services:
     return services_of(current_app)
-
-
-def safe_next(target: str | None, fallback: str) -> str:
-    # only same-site paths: an open redirect would let a link send people anywhere
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
 
 
 @bp.get("/")
@@ -58,7 +51,9 @@ def home():
     groups: dict[str, list[dict]] = {}
     for scene in services.scenes.gallery():
         groups.setdefault(scene.category or "Scenes", []).append(scene_card(scene))
-    uploads = [scene_card(s) for s in services.scenes.uploads(limit=12)]
+    # this browser's own photos only: nobody else's uploads are listed
+    owner = visitor_owner(create=False)
+    uploads = [scene_card(s) for s in services.scenes.uploads(owner, limit=12)]
     return render_template(
         "home.html", groups=groups, uploads=uploads, max_mb=services.max_upload_bytes / 1024 / 1024
     )
@@ -73,10 +68,13 @@ def upload():
     data = file.read(services.max_upload_bytes + 1)
     if len(data) > services.max_upload_bytes:
         raise ApiError(413, f"the photo is larger than {services.max_upload_bytes:,} bytes")
-    scene = services.scenes.add_upload(
-        data, max_pixels=services.max_image_pixels, name=Path(file.filename).name[:100] or "upload"
+    receipt = services.scenes.add_upload(
+        data,
+        owner=visitor_owner(create=True),
+        max_pixels=services.max_image_pixels,
+        name=Path(file.filename).name[:100] or "upload",
     )
-    return redirect(url_for("pages.scene", scene_id=scene.scene_id), code=303)
+    return redirect(url_for("pages.scene", scene_id=receipt.scene_id), code=303)
 
 
 @bp.get("/scene/<scene_id>")
@@ -306,8 +304,7 @@ def scene_image(scene_id: str):
 def _thumbnail(scene: Scene, folder: Path):
     # scene photos are ~1000 px; the gallery shows 160 of them, so it gets small copies
     folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(str(scene.image).encode()).hexdigest()[:16]
-    target = folder / f"{digest}-{THUMB_SIDE}.jpg"
+    target = thumb_path(scene.image, folder)
     if not target.exists():
         with Image.open(scene.image) as img:
             img = img.convert("RGB")

@@ -1,27 +1,22 @@
 """The scenes the site can show: the data root's IKEA rooms plus photos people uploaded.
 
-Uploaded photos are re-encoded as JPEG under the instance folder and named by a hash of their
-pixels, so the same photo gets the same scene id and its page can be re-opened later. A scene
-id never becomes part of a file path unless it matches the upload id pattern exactly.
+Uploaded photos live in an UploadStore (``web.uploads``: owners, quotas, expiry) under the
+instance folder. A scene id never becomes part of a file path unless it matches the upload id
+pattern exactly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from shopthelook.core.images import load_image
+from web.uploads import UPLOAD_ID, Receipt, UploadPolicy, UploadStore
 
 log = logging.getLogger(__name__)
-
-UPLOAD_ID = re.compile(r"^u-[0-9a-f]{16}$")
 
 
 class UnknownScene(LookupError):
@@ -46,10 +41,15 @@ def title_from_room_id(room_id: str) -> str:
 
 
 class SceneLibrary:
-    def __init__(self, gallery: pd.DataFrame | None, upload_dir: Path) -> None:
+    def __init__(
+        self,
+        gallery: pd.DataFrame | None,
+        upload_dir: Path,
+        policy: UploadPolicy | None = None,
+        thumbs: Path | None = None,
+    ) -> None:
         self.upload_dir = Path(upload_dir)
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self.store = UploadStore(self.upload_dir, policy or UploadPolicy(), thumbs)
         self._gallery: dict[str, Scene] = {}
         if gallery is not None and len(gallery):
             cat_col = next((c for c in ("room_category", "category") if c in gallery.columns), None)
@@ -63,15 +63,14 @@ class SceneLibrary:
                 )
 
     def __len__(self) -> int:
-        return len(self._gallery) + len(self.uploads())
+        return len(self._gallery) + len(self.store)
 
     def gallery(self) -> list[Scene]:
         return list(self._gallery.values())
 
-    def uploads(self, limit: int | None = None) -> list[Scene]:
-        files = sorted(self.upload_dir.glob("u-*.jpg"), key=lambda p: -p.stat().st_mtime)
-        scenes = [self._upload_scene(p.stem) for p in files if UPLOAD_ID.match(p.stem)]
-        return scenes[:limit] if limit else scenes
+    def uploads(self, owner: str | None, limit: int | None = None) -> list[Scene]:
+        """The photos ``owner`` uploaded (newest first); nobody else's, none without owner."""
+        return [self._upload_scene(sid) for sid in self.store.owned_by(owner, limit)]
 
     def has(self, scene_id: str) -> bool:
         try:
@@ -84,27 +83,19 @@ class SceneLibrary:
         scene_id = str(scene_id)
         if scene_id in self._gallery:
             return self._gallery[scene_id]
-        if UPLOAD_ID.match(scene_id) and (self.upload_dir / f"{scene_id}.jpg").is_file():
+        if UPLOAD_ID.match(scene_id) and self.store.path(scene_id) is not None:
             return self._upload_scene(scene_id)
         raise UnknownScene(scene_id)
 
     def _upload_scene(self, scene_id: str) -> Scene:
         return Scene(scene_id, self.upload_dir / f"{scene_id}.jpg", "Your photo", None, "upload")
 
-    def add_upload(self, data: bytes, *, max_pixels: int, name: str = "upload") -> Scene:
-        """Validate and store an uploaded photo; raises ImageError for anything unreadable."""
-        image = load_image(data, max_pixels=max_pixels, name=name)
-        digest = hashlib.sha256(image.tobytes() + repr(image.size).encode()).hexdigest()[:16]
-        scene_id = f"u-{digest}"
-        target = self.upload_dir / f"{scene_id}.jpg"
-        with self._lock:
-            if not target.exists():
-                buffer = io.BytesIO()
-                image.save(buffer, "JPEG", quality=90)
-                tmp = target.with_suffix(".part")
-                tmp.write_bytes(buffer.getvalue())
-                tmp.replace(target)
-                log.info("stored upload %s (%dx%d)", scene_id, *image.size)
-            else:
-                target.touch()  # most recent first in the gallery
-        return self._upload_scene(scene_id)
+    def add_upload(
+        self, data: bytes, *, owner: str, max_pixels: int, name: str = "upload"
+    ) -> Receipt:
+        """Validate and store an uploaded photo for ``owner``; raises ImageError for anything
+        unreadable and QuotaError when a quota is full."""
+        return self.store.add(data, owner=owner, max_pixels=max_pixels, name=name)
+
+    def undo_upload(self, receipt: Receipt) -> None:
+        self.store.undo(receipt)

@@ -134,6 +134,10 @@ class Services:
     max_image_pixels: int = 40_000_000
     cache: LookCache = field(default_factory=lambda: LookCache(256))
     ranker_note: str | None = None
+    #: pipeline runs at the same time (each decodes its photo and holds its pixels)
+    look_slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(4), repr=False
+    )
     _products: dict[str, ProductInfo] = field(default_factory=dict, repr=False)
 
     @property
@@ -169,19 +173,23 @@ class Services:
         result = self.cache.get(key)
         cached = result is not None
         if result is None:
-            result = self.pipeline.shop_the_look(
-                str(scene.image),
-                top_k=top_k,
-                user=None if user_id == ANONYMOUS else user_id,
-                box=box,
-                adjective=adjective,
-                scene_id=scene.scene_id,
-                scene_category=scene.category,
-                category=category,
-                name=scene.scene_id,
-            )
+            with self.look_slots:
+                result = self._shop(scene, user_id, box, adjective, top_k, category)
             self.cache.put(key, result)
         return Look(result, scene.scene_id, user_id, uuid.uuid4().hex[:16], cached)
+
+    def _shop(self, scene, user_id, box, adjective, top_k, category) -> LookResult:
+        return self.pipeline.shop_the_look(
+            str(scene.image),
+            top_k=top_k,
+            user=None if user_id == ANONYMOUS else user_id,
+            box=box,
+            adjective=adjective,
+            scene_id=scene.scene_id,
+            scene_category=scene.category,
+            category=category,
+            name=scene.scene_id,
+        )
 
     def impressions(self, look: Look, object_indexes: list[int] | None = None) -> int:
         """Queue one impression per shown product; returns how many were queued."""
@@ -301,7 +309,7 @@ class Services:
         catalog = self.catalog
         return {
             "catalog": {
-                "path": str(catalog.path),
+                "name": catalog.path.name if catalog.path else None,  # no server paths
                 "products": len(catalog),
                 "categories": len(catalog.categories()),
                 "backbone": catalog.backbone,
@@ -310,11 +318,7 @@ class Services:
             "ranker": {"name": self.ranker_name, "note": self.ranker_note},
             "scenes": len(self.scenes),
             "adjectives": self.adjectives,
-            "events": {
-                "queued": self.events.pending,
-                "written": self.events.logged,
-                "failed": self.events.failed,
-            },
+            "events": self.events.health(),
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses},
         }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from shopthelook.core.errors import ConfigError, DatasetError
 from web.event_sink import EventSink
 from web.scenes import SceneLibrary
 from web.services import LookCache, Services
+from web.uploads import UploadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +120,15 @@ def build_services(config: dict[str, Any], instance_path: str | Path) -> Service
     adjectives = list(
         config.get("ADJECTIVES") or _adjectives_of(getattr(pipeline, "directions", None))
     )
+    scenes = SceneLibrary(
+        gallery,
+        Path(config.get("UPLOAD_FOLDER") or instance / "uploads"),
+        upload_policy(config),
+        thumbs=instance / "thumbs",
+    )
     return Services(
         pipeline=pipeline,
-        scenes=SceneLibrary(gallery, Path(config.get("UPLOAD_FOLDER") or instance / "uploads")),
+        scenes=scenes,
         events=EventSink(events_url),
         image_root=image_root_of(pipeline.catalog.products),
         pairs=pairs,
@@ -129,6 +137,18 @@ def build_services(config: dict[str, Any], instance_path: str | Path) -> Service
         max_image_pixels=int(config["MAX_IMAGE_PIXELS"]),
         cache=LookCache(int(config.get("LOOK_CACHE_SIZE", 256))),
         ranker_note=note,
+        look_slots=threading.BoundedSemaphore(max(1, int(config["LOOK_SLOTS"]))),
+    )
+
+
+def upload_policy(config: dict[str, Any]) -> UploadPolicy:
+    return UploadPolicy(
+        ttl_seconds=float(config["UPLOAD_TTL_HOURS"]) * 3600,
+        per_owner=int(config["UPLOAD_QUOTA_PER_SHOPPER"]),
+        total=int(config["UPLOAD_QUOTA_TOTAL"]),
+        total_bytes=int(float(config["UPLOAD_QUOTA_TOTAL_MB"]) * 1024 * 1024),
+        max_side=int(config["UPLOAD_MAX_SIDE"]),
+        decode_slots=int(config["DECODE_SLOTS"]),
     )
 
 

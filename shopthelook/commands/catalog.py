@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 
 from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands.detector_fit import (
+    add_build_arguments,
+    add_fit_parser,
+    fit_after_build,
+    refit_notice,
+)
 from shopthelook.commands.scale import (
     add_compact_parser,
     add_scheduler_arguments,
@@ -23,7 +29,15 @@ def register(sub) -> None:
     b.add_argument("--backbone", help="embedding backbone (default: settings.backbone, 'yolo')")
     b.add_argument("--head", help="folder of a trained head (SAME) applied after the backbone")
     b.add_argument("--limit", type=int, help="only the first N products (for quick trials)")
+    b.add_argument(
+        "--min-kept-share",
+        type=_share,
+        default=0.5,
+        help="refuse to replace an existing catalog with one holding fewer than this share of "
+        "its products (default 0.5; 0 replaces it whatever the count)",
+    )
     add_scheduler_arguments(b)
+    add_build_arguments(b)
     b.set_defaults(func=cmd_build)
 
     a = csub.add_parser("add", help="add products to a catalog without a rebuild")
@@ -38,6 +52,7 @@ def register(sub) -> None:
     r.set_defaults(func=cmd_remove)
 
     add_compact_parser(csub)
+    add_fit_parser(csub)
 
     i = csub.add_parser("info", help="print a catalog's manifest")
     i.add_argument("catalog")
@@ -59,6 +74,22 @@ def _source_args(p) -> None:
         "--images-root", help="folder image paths are relative to (default: the table's folder)"
     )
     p.add_argument("--data-root", help="override settings.data_root")
+    p.add_argument(
+        "--encoding", help="the CSV's text encoding (default utf-8; e.g. latin-1, utf-16)"
+    )
+    p.add_argument("--sep", help="the CSV's field separator (default ','; e.g. ';' or '\\t')")
+
+
+def _share(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a share between 0 and 1, e.g. 0.5")
+    return value
 
 
 def _load_table(args, settings):
@@ -67,7 +98,27 @@ def _load_table(args, settings):
     if bool(args.products) == bool(args.dataset):
         raise ShopTheLookError("give exactly one of --products CSV or --dataset NAME")
     source = args.products or args.dataset
-    return load_products(source, data_root=settings.data_root, images_root=args.images_root), source
+    sep = args.sep.encode().decode("unicode_escape") if args.sep else None  # '\t' as typed
+    table = load_products(
+        source,
+        data_root=settings.data_root,
+        images_root=args.images_root,
+        encoding=args.encoding,
+        sep=sep,
+    )
+    return table, source
+
+
+def _report(counts: dict[str, int], failures: list[dict[str, str]]) -> None:
+    for failure in failures[:10]:
+        print(f"  skipped: {failure['error']}")
+    if counts:
+        listed = ", ".join(f"{c} ({n})" for c, n in sorted(counts.items())[:10])
+        print(
+            f"  {sum(counts.values())} product(s) in {len(counts)} categor"
+            f"{'y' if len(counts) == 1 else 'ies'} the taxonomy does not know (no detected "
+            f"object searches them): {listed}"
+        )
 
 
 def cmd_build(args) -> int:
@@ -93,6 +144,7 @@ def cmd_build(args) -> int:
             show_progress=show_progress(args),
             source=str(source),
             embed=embed,
+            min_kept_share=args.min_kept_share,
         )
     m = catalog.manifest
     print(
@@ -100,8 +152,8 @@ def cmd_build(args) -> int:
         f"backbone {m['backbone']} ({m['dim']}-d), {m['build_seconds']} s, "
         f"{len(m['failures'])} unreadable image(s) skipped"
     )
-    for failure in m["failures"][:10]:
-        print(f"  skipped: {failure['error']}")
+    _report(m.get("unknown_categories", {}), m["failures"])
+    fit_after_build(catalog, args, settings)
     return 0
 
 
@@ -128,6 +180,10 @@ def cmd_add(args) -> int:
         f"catalog {args.catalog}: added {result['added']} (replaced {result['replaced']}), "
         f"{len(result['failures'])} unreadable image(s) skipped; now {len(catalog)} products"
     )
+    _report(result["unknown_categories"], result["failures"])
+    notice = refit_notice(catalog)
+    if notice:
+        print(notice)
     return 0
 
 

@@ -23,6 +23,13 @@ def register(sub) -> None:
     e.add_argument("--ranker", help="folder of a trained re-ranker")
     e.add_argument("--backbone", help="refuse the catalog unless built with this backbone")
     e.add_argument("--confidence", type=float, help="minimum detection confidence")
+    e.add_argument(
+        "--split",
+        choices=("all", "heldout", "train"),
+        default="all",
+        help="only these scenes of the fixed split (catalog.taught.split): heldout = never "
+        "used to fit or tune a detector",
+    )
     e.set_defaults(func=cmd_eval_looks, top_k=20, adjective=None, directions=None)
 
 
@@ -39,15 +46,29 @@ def cmd_eval_looks(args) -> int:
     scenes = load_scenes(args.scenes or args.dataset, data_root=root, images_root=args.images_root)
     pairs = load_pairs(args.pairs or args.dataset, data_root=root)
     ks = tuple(int(k) for k in args.ks.split(","))
-    result = evaluate_looks(pipeline, scenes, pairs, ks=ks, show_progress=show_progress(args))
+    from catalog.taught import select_scenes
+
+    chosen = set(select_scenes(scenes["scene_id"].astype(str), args.split))
+    result = evaluate_looks(
+        pipeline, scenes, pairs, ks=ks, show_progress=show_progress(args), scene_ids=chosen
+    )
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        described = pipeline.describe()
+        report = dict(result.as_dict(), split=args.split, detector=described["detector"])
+        print(json.dumps(report, indent=2))
     else:
         print(
             f"catalog {args.catalog} ({pipeline.catalog.backbone}): {result.scenes} scenes, "
             f"{result.scenes_failed} failed, {result.objects_per_scene:.1f} objects/scene, "
             f"{result.pairs_not_in_catalog} pairs' products not in the catalog"
         )
+        print(
+            f"split {args.split}; detector {pipeline.describe()['detector']}: coverage "
+            f"{result.overall.as_dict()['coverage']:.3f}, category precision "
+            f"{result.category_precision:.3f}, {result.objects_per_scene:.1f} objects/scene"
+        )
+        if pipeline.detector_note:
+            print(f"note: {pipeline.detector_note}")
         print(result.table())
         print(
             "R@K: look-recall@K; rnd: the same protocol with random vectors (exact expectation); "

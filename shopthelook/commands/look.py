@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands import MAX_TOP_K, settings_from_args, show_progress, top_k_arg
 from shopthelook.commands.scale import add_scheduler_arguments, cmd_match_distributed
 
 
@@ -38,7 +38,12 @@ def register(sub) -> None:
 
 def _pipeline_args(p) -> None:
     p.add_argument("--catalog", required=True, help="catalog folder")
-    p.add_argument("--top-k", type=int, default=10, help="products per object (default 10)")
+    p.add_argument(
+        "--top-k",
+        type=top_k_arg,
+        default=10,
+        help=f"products per object, 1-{MAX_TOP_K} (default 10)",
+    )
     p.add_argument("--backbone", help="refuse the catalog unless it was built with this backbone")
     p.add_argument("--ranker", help="folder of a trained re-ranker (default: visual order)")
     p.add_argument("--adjective", help="boost results along this style direction")

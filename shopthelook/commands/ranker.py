@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,11 +153,14 @@ def cmd_stats(args) -> int:
     with EventStore(args.events) as store:
         counts = {kind: store.count(event_type=kind) for kind in EVENT_TYPES}
         frame = store.to_frame()
+        skipped = store.last_out_of_range
     print(
         json.dumps(
             {
                 "events": int(sum(counts.values())),
                 **counts,
+                # rows with a time outside the accepted window (from before it was enforced)
+                "skipped_out_of_range": skipped,
                 "users": int(frame["user_id"].nunique()),
                 "products": int(frame["product_id"].nunique()),
                 "first": str(frame["ts"].min()) if len(frame) else None,
@@ -176,6 +180,12 @@ def _load_inputs(args):
     catalog = Catalog.load(args.catalog)
     with EventStore(args.events) as store:
         events = store.to_frame()
+        if store.last_out_of_range:
+            print(
+                f"note: {store.last_out_of_range} stored event(s) with a time outside the "
+                "accepted window were left out",
+                file=sys.stderr,
+            )
     return catalog, ProductSpace.from_catalog(catalog), events
 
 

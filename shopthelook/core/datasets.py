@@ -75,8 +75,11 @@ def load_products(
     *,
     data_root: str | Path | None = None,
     images_root: str | Path | None = None,
+    encoding: str | None = None,
+    sep: str | None = None,
 ) -> pd.DataFrame:
-    """A raw product table (not yet categorised) with absolute image paths."""
+    """A raw product table (not yet categorised) with absolute image paths; ``encoding`` and
+    ``sep`` are for a CSV file of one's own (datasets know theirs)."""
     if is_dataset_name(source):
         path = dataset_file(str(source), "products", data_root)
         table = read_table(path, what="products")
@@ -84,7 +87,9 @@ def load_products(
         table["image"] = resolve_images(table, Path(images_root) if images_root else path.parent)
         return table
     path = Path(source)
-    table = read_table(path, error=ProductTableError, what="product table")
+    table = read_table(
+        path, error=ProductTableError, what="product table", encoding=encoding, sep=sep
+    )
     if "image" not in table.columns:
         raise ProductTableError(
             f"product table {path}: missing required column 'image'; it has {list(table.columns)[:12]}"

@@ -41,3 +41,7 @@ class CatalogError(ShopTheLookError):
 
 class DatasetError(ShopTheLookError):
     """A dataset (scenes, pairs, groups) is missing a file or a required column."""
+
+
+class QuotaError(ShopTheLookError):
+    """A limit on what may be stored (uploads per shopper or in all) is reached."""

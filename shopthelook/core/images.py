@@ -47,11 +47,18 @@ def _describe(source: ImageSource, name: str | None) -> str:
 
 
 def load_image(
-    source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    max_side: int | None = None,
 ) -> Image.Image:
     """Open ``source`` (path, bytes, file object or PIL image) as upright 8-bit RGB.
 
-    Raises ImageError with the file name and the problem for anything unreadable.
+    With ``max_side`` the result is at most that many pixels on its long side: a JPEG is
+    decoded at reduced size (libjpeg scales by 1/2, 1/4 or 1/8 while decoding), anything
+    else is reduced after decoding. Raises ImageError with the file name and the problem for
+    anything unreadable.
     """
     label = _describe(source, name)
     if isinstance(source, Image.Image):
@@ -89,13 +96,18 @@ def load_image(
             f"{max_pixels:,} (raise max_image_pixels if this image is genuine)"
         )
     try:
+        if max_side and max(width, height) > max_side:
+            image.draft(image.mode, (max_side, max_side))  # only JPEGs act on it
         image.load()
     except Exception as exc:
         raise ImageError(f"{label}: truncated or corrupt image data ({exc})") from None
     try:
-        return to_rgb(image)
+        image = to_rgb(image)
     except (ValueError, OSError) as exc:  # e.g. a colour mode PIL cannot convert to RGB
         raise ImageError(f"{label}: unsupported image ({image.mode} mode: {exc})") from None
+    if max_side and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -6,33 +6,89 @@ Image paths in a table are relative to the table's own folder unless they are ab
 
 from __future__ import annotations
 
+import csv
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from shopthelook.core.errors import DatasetError
 
+log = logging.getLogger(__name__)
+
 SCENE_ID_ALIASES = ("scene_id", "room_id", "image_id")
 
 
-def read_table(source: str | Path, *, error=DatasetError, what: str = "table") -> pd.DataFrame:
+def read_table(
+    source: str | Path,
+    *,
+    error=DatasetError,
+    what: str = "table",
+    encoding: str | None = None,
+    sep: str | None = None,
+) -> pd.DataFrame:
+    """A CSV (``encoding``, default UTF-8 with or without BOM; separator ``sep``, default ',')
+    or Parquet table, every CSV value a string. A table whose every row has another number of
+    fields than its header is refused: its columns would be read shifted."""
     path = Path(source)
     if not path.exists():
         raise error(f"{what} {path}: no such file")
     if path.is_dir():
         raise error(f"{what} {path}: is a folder; give a .csv or .parquet file")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=True)
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        ValueError,
-        OSError,
-    ) as exc:
-        raise error(f"{what} {path}: cannot be read as CSV/Parquet ({exc})") from None
+        except (ValueError, OSError) as exc:
+            raise error(f"{what} {path}: cannot be read as Parquet ({exc})") from None
+    encoding, sep = encoding or "utf-8-sig", sep or ","
+    try:
+        _check_fields(path, encoding=encoding, sep=sep, error=error, what=what)
+        table = pd.read_csv(
+            path, dtype=str, keep_default_na=True, encoding=encoding, sep=sep, index_col=False
+        )
+    except UnicodeError as exc:
+        raise error(
+            f"{what} {path}: not {encoding} text ({exc.reason} at byte {getattr(exc, 'start', '?')}); "
+            "pass its encoding, e.g. --encoding latin-1 or --encoding utf-16"
+        ) from None
+    except LookupError:
+        raise error(f"{what} {path}: unknown encoding {encoding!r}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError, OSError) as exc:
+        raise error(
+            f"{what} {path}: cannot be read as CSV/Parquet ({str(exc).strip()[:200]}); "
+            f"check the separator (now {sep!r}, see --sep)"
+        ) from None
+    if len(table.columns) == 1:
+        other = next((c for c in ";\t|" if c != sep and c in str(table.columns[0])), None)
+        if other is not None:
+            raise error(
+                f"{what} {path}: one column {str(table.columns[0])[:60]!r}; the table seems "
+                f"separated by {other!r}: pass --sep {other!r}"
+            )
+    return table
+
+
+def _check_fields(path: Path, *, encoding: str, sep: str, error, what: str) -> None:
+    """Refuse a CSV whose every data row has another field count than its header."""
+    with path.open(newline="", encoding=encoding) as fh:
+        rows = csv.reader(fh, delimiter=sep)
+        header = next(rows, None)
+        if header is None:
+            return
+        total = ragged = 0
+        for row in rows:
+            if not row:
+                continue
+            total += 1
+            ragged += len(row) != len(header)
+    if total and ragged == total:
+        raise error(
+            f"{what} {path}: every one of its {total} rows has another number of fields than "
+            f"its header ({len(header)}); check the separator (now {sep!r}, see --sep) and "
+            "the quoting"
+        )
+    if ragged:
+        log.warning("%s %s: %d of %d rows have a wrong number of fields", what, path, ragged, total)
 
 
 def resolve_images(table: pd.DataFrame, base: Path | None) -> pd.Series:

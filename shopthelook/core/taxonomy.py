@@ -28,6 +28,8 @@ class CategoryRule:
     #: labels whose objects also search this category, after their own category
     #: (a detected "chair" may be an armchair; a "bed" shows bedding)
     also_detector_labels: tuple[str, ...] = ()
+    #: ImageNet-1k classes that are evidence for this category (the catalog-taught detector)
+    imagenet_labels: tuple[str, ...] = ()
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         for column, regexes in self.patterns.items():
@@ -111,6 +113,7 @@ class Taxonomy:
                     _labels(p, name, spec, "detector_labels"),
                     patterns,
                     _labels(p, name, spec, "also_detector_labels"),
+                    _labels(p, name, spec, "imagenet_labels"),
                 )
             )
         if not rules:
@@ -137,6 +140,14 @@ class Taxonomy:
     @property
     def detectable_categories(self) -> list[str]:
         return [r.name for r in self.rules if r.detector_labels or r.also_detector_labels]
+
+    def imagenet_map(self) -> dict[str, str]:
+        """ImageNet class name -> the catalog category it is evidence for (first rule wins)."""
+        mapping: dict[str, str] = {}
+        for rule in self.rules:
+            for label in rule.imagenet_labels:
+                mapping.setdefault(label, rule.name)
+        return mapping
 
     @property
     def detector_labels(self) -> list[str]:
@@ -166,7 +177,7 @@ class Taxonomy:
         return any(column in r.patterns for r in self.rules)
 
 
-_RULE_KEYS = {"detector_labels", "also_detector_labels", "match"}
+_RULE_KEYS = {"detector_labels", "also_detector_labels", "imagenet_labels", "match"}
 
 
 def _labels(path: Path, name: str, spec: dict[str, Any], key: str) -> tuple[str, ...]:

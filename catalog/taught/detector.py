@@ -1,0 +1,181 @@
+"""The catalog-taught detector: proposals named by the region classifier.
+
+Every proposal gets its most probable non-background category; proposals scoring under
+``min_score`` are dropped, the rest go through per-category NMS, at most ``per_category``
+objects of one category are kept (a room has one rug, not five boxes on it), and the best
+``max_objects`` are returned. Registered as detector kinds ``taught`` (a fitted folder, the
+``taught_detector`` setting) and ``zero-shot`` (the ImageNet / COCO mapping alone, no fit).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from catalog.taught.files import check_against_catalog, detector_folder, read_detector
+from catalog.taught.model import RegionClassifier, fit_classifier
+from catalog.taught.regions import RegionConfig, RegionFeaturizer
+from detector.base import Detector, best_first, box_iou
+from detector.registry import register_detector
+from shopthelook.core.errors import ConfigError
+from shopthelook.core.images import to_rgb
+from shopthelook.core.types import Box, Detection
+
+if TYPE_CHECKING:
+    from shopthelook.core.config import Settings
+    from shopthelook.core.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+class TaughtDetector(Detector):
+    name = "taught"
+
+    def __init__(
+        self,
+        featurizer: RegionFeaturizer,
+        classifier: RegionClassifier,
+        taxonomy: Taxonomy,
+        *,
+        max_objects: int = 10,
+        min_score: float = 0.3,
+        per_category: int = 2,
+        nms_iou: float = 0.4,
+    ) -> None:
+        if max_objects < 1:
+            raise ConfigError(f"detector max_objects {max_objects}: must be at least 1")
+        self.featurizer, self.classifier, self.taxonomy = featurizer, classifier, taxonomy
+        self.max_objects, self.min_score = int(max_objects), float(min_score)
+        self.per_category, self.nms_iou = int(per_category), float(nms_iou)
+        self.name = "taught" if classifier.design != "zero-shot" else "zero-shot"
+
+    def __repr__(self) -> str:
+        return (
+            f"TaughtDetector({self.classifier.design}, {len(self.classifier.categories)} "
+            f"categories, min_score={self.min_score}, max_objects={self.max_objects})"
+        )
+
+    def region_probabilities(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """Proposal boxes [n, 4] and their class probabilities [n, 1 + categories]."""
+        boxes, conf, columns = self.featurizer.propose(image)
+        x = self.featurizer.features(image, boxes, conf, columns)
+        return boxes, self.classifier.predict_proba(x)
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        image = _rgb(image)
+        boxes, probs = self.region_probabilities(image)
+        return self.select(boxes, probs, image.size)
+
+    def select(
+        self, boxes: np.ndarray, probs: np.ndarray, size: tuple[int, int]
+    ) -> list[Detection]:
+        """Per-category NMS, the per-category cap and the best ``max_objects``."""
+        categories = self.classifier.categories
+        if len(boxes) == 0 or not categories:
+            return []
+        best = probs[:, 1:].argmax(axis=1)
+        score = probs[np.arange(len(probs)), best + 1]
+        kept: list[Detection] = []
+        per: dict[str, int] = {}
+        width, height = size
+        for i in np.argsort(-score, kind="stable"):
+            if score[i] < self.min_score or len(kept) >= self.max_objects:
+                break
+            category = categories[int(best[i])]
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            box = Box(max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
+            if box.area <= 0 or per.get(category, 0) >= self.per_category:
+                continue
+            if any(d.category == category and box_iou(d.box, box) > self.nms_iou for d in kept):
+                continue
+            per[category] = per.get(category, 0) + 1
+            kept.append(Detection(box, category, float(min(1.0, score[i])), category, (category,)))
+        return best_first(kept, self.max_objects)
+
+    def name_region(self, image: Image.Image, box: Box) -> Detection | None:
+        """The category of a box the user drew, by the same classifier (None: background)."""
+        image = _rgb(image)
+        boxes = np.array([[box.x1, box.y1, box.x2, box.y2]], np.float32)
+        x = self.featurizer.features(image, boxes, np.zeros(1), np.full(1, -2))
+        p = self.classifier.predict_proba(x)[0]
+        if not self.classifier.categories:
+            return None
+        best = int(p[1:].argmax())
+        category = self.classifier.categories[best]
+        return Detection(box, category, float(p[best + 1]), category, (category,), source="user")
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"detect() takes a PIL image, not {type(image).__name__}")
+    return image if image.mode == "RGB" else to_rgb(image)
+
+
+def zero_shot_detector(
+    settings: Settings, taxonomy: Taxonomy, categories: list[str] | None = None
+) -> TaughtDetector:
+    """The ImageNet-head / COCO mapping alone over ``categories`` (default: every category
+    the taxonomy gives ImageNet or detector labels)."""
+    cats = categories or [r.name for r in taxonomy.rules if r.imagenet_labels or r.detector_labels]
+    featurizer = RegionFeaturizer(
+        cats,
+        taxonomy,
+        weights=settings.detector_weights,
+        config=RegionConfig(),
+        threads=settings.threads,
+    )
+    classifier = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), cats, design="zero-shot")
+    return TaughtDetector(
+        featurizer,
+        classifier,
+        taxonomy,
+        max_objects=settings.max_objects,
+        min_score=settings.taught_min_score,
+        per_category=settings.taught_per_category,
+    )
+
+
+@register_detector("zero-shot")
+def _zero_shot_from_settings(settings: Settings, taxonomy: Taxonomy) -> TaughtDetector:
+    return zero_shot_detector(settings, taxonomy)
+
+
+@register_detector("taught")
+def _taught_from_settings(settings: Settings, taxonomy: Taxonomy) -> TaughtDetector:
+    if not settings.taught_detector:
+        raise ConfigError(
+            "detector 'taught' needs a fitted detector folder: set taught_detector, or let the "
+            "pipeline use the catalog's own (shopthelook catalog fit-detector --catalog DIR)"
+        )
+    return load_detector_folder(settings.taught_detector, settings, taxonomy)
+
+
+def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
+    """The TaughtDetector saved in ``folder`` (checked against ``catalog`` when given)."""
+    fitted = read_detector(folder)
+    if catalog is not None:
+        check_against_catalog(fitted, catalog, settings.detector_weights)
+    featurizer = RegionFeaturizer(
+        fitted.classifier.categories,
+        taxonomy,
+        weights=settings.detector_weights,
+        config=fitted.region,
+        threads=settings.threads,
+    )
+    return TaughtDetector(
+        featurizer,
+        fitted.classifier,
+        taxonomy,
+        max_objects=settings.max_objects,
+        min_score=settings.taught_min_score,
+        per_category=settings.taught_per_category,
+    )
+
+
+def load_catalog_detector(catalog, settings, taxonomy):
+    """The catalog's own fitted detector, checked against it (CatalogError: refit)."""
+    return load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)

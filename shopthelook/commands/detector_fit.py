@@ -1,0 +1,131 @@
+"""`shopthelook catalog fit-detector`, and the detector fit that `catalog build` runs.
+
+Background scenes: ``--scenes`` (a folder of photos or a scenes CSV), else the scenes table
+of ``--dataset`` (IKEA: its rooms). Only the *training* split of them is used
+(``catalog.taught.split``), so that the held-out scenes stay fit for evaluation.
+"""
+
+from __future__ import annotations
+
+from shopthelook.commands import settings_from_args, show_progress
+from shopthelook.core.errors import ShopTheLookError
+
+
+def add_build_arguments(b) -> None:
+    b.add_argument(
+        "--no-detector", action="store_true", help="do not fit the catalog-taught detector"
+    )
+    _fit_arguments(b)
+
+
+def _fit_arguments(p) -> None:
+    p.add_argument(
+        "--scenes",
+        dest="fit_scenes_source",
+        help="scene photos to paste products into (folder or CSV; default: the dataset's)",
+    )
+    p.add_argument("--fit-scenes", type=int, help="synthetic scenes to make (default 400)")
+    p.add_argument(
+        "--design", default="learned", help="learned (default), learned-visual or zero-shot"
+    )
+
+
+def add_fit_parser(csub) -> None:
+    f = csub.add_parser(
+        "fit-detector", help="teach the detector this catalog's categories (synthetic scenes)"
+    )
+    f.add_argument("--catalog", required=True)
+    f.add_argument("--dataset", help="take background scenes from this dataset (ikea)")
+    f.add_argument("--data-root", help="override settings.data_root")
+    _fit_arguments(f)
+    f.set_defaults(func=cmd_fit_detector)
+
+
+def background_scenes(args, settings) -> list[str]:
+    """Image paths of the training split of the background scenes."""
+    from catalog.taught import select_scenes
+    from shopthelook.core.datasets import DATASETS, load_scenes
+
+    source = getattr(args, "fit_scenes_source", None)
+    dataset = getattr(args, "dataset", None)
+    if not source:
+        if not dataset or DATASETS.get(dataset) is None or DATASETS[dataset].scenes is None:
+            raise ShopTheLookError(
+                "the detector needs scene photos to paste products into: give --scenes "
+                "(a folder of room or outfit photos, or a scenes CSV)"
+            )
+        source = dataset
+    scenes = load_scenes(source, data_root=settings.data_root)
+    images = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
+    train = select_scenes(images, "train") or list(images)  # a handful: use them all
+    return [images[s] for s in train]
+
+
+def fit_and_save(catalog, args, settings) -> str:
+    """Fit the catalog's detector, publish it inside the catalog; a one-line summary."""
+    from catalog.taught import FitSettings, fit_detector, save_into_catalog
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    backgrounds = background_scenes(args, settings)
+    fit = FitSettings(scenes=args.fit_scenes or settings.taught_scenes, design=args.design)
+    fitted, _, notes = fit_detector(
+        catalog,
+        backgrounds,
+        settings=settings,
+        taxonomy=load_taxonomy(settings.taxonomy),
+        fit=fit,
+        show_progress=show_progress(args),
+    )
+    save_into_catalog(catalog.path, fitted)
+    m = fitted.manifest
+    lines = [
+        f"detector: {fitted.classifier.design}, {len(fitted.classifier.categories)} categories "
+        f"learned from {sum(m['cutouts'].values())} cut-outs in {fit.scenes} synthetic scenes "
+        f"on {m['backgrounds']} training scene(s), {m['fit_seconds']} s"
+    ]
+    lines += [f"  note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def fit_after_build(catalog, args, settings) -> None:
+    """What `catalog build` runs: fit unless --no-detector; a failure is reported, not fatal
+    (the catalog is built, and it falls back to the COCO label mapping)."""
+    if args.no_detector:
+        print("detector: not fitted (--no-detector): objects use the COCO label mapping")
+        return
+    try:
+        print(fit_and_save(catalog, args, settings))
+    except ShopTheLookError as exc:
+        print(f"detector: not fitted ({exc}); objects use the COCO label mapping")
+
+
+def cmd_fit_detector(args) -> int:
+    from catalog import Catalog
+
+    settings = settings_from_args(args, data_root=args.data_root)
+    catalog = Catalog.load(args.catalog)
+    print(fit_and_save(catalog, args, settings))
+    return 0
+
+
+def refit_notice(catalog) -> str | None:
+    """A line telling the user to refit when the catalog's categories changed since the fit."""
+    from catalog.taught.files import (
+        detector_folder,
+        has_detector,
+        learnable_categories,
+        read_detector,
+    )
+
+    if not has_detector(catalog.path):
+        return None
+    fitted = read_detector(detector_folder(catalog.path))
+    new = sorted(set(learnable_categories(catalog)) - set(fitted.manifest["catalog_categories"]))
+    gone = sorted(set(fitted.manifest["catalog_categories"]) - set(learnable_categories(catalog)))
+    if not new and not gone:
+        return None
+    return (
+        f"the catalog's categories changed (new: {', '.join(new) or '-'}; gone: "
+        f"{', '.join(gone) or '-'}): its detector is not used until you refit it with "
+        f"'shopthelook catalog fit-detector --catalog {catalog.path}'"
+    )

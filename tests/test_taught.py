@@ -1,0 +1,224 @@
+"""Catalog-taught detection: cut-outs, pasting, the region classifier, the fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from catalog.taught.cutout import Cutout, cut_out, mask_box, paste
+from catalog.taught.model import fit_classifier
+from catalog.taught.scenes import CatalogCutout, SceneRules, synthesize
+from catalog.taught.split import scene_split, select_scenes
+from shopthelook.core.types import Box
+
+
+def product_photo(shape: str, colour, size=(120, 100), background=(255, 255, 255)):
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    if shape == "square":
+        draw.rectangle((30, 20, 89, 79), fill=colour)  # 60 x 60
+    else:
+        draw.ellipse((20, 10, 99, 89), fill=colour)  # 80 x 80 disc
+    return image
+
+
+def noise_room(seed: int, size=(200, 150)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(90, 170, (size[1] // 10, size[0] // 10, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize(size, Image.NEAREST)
+
+
+def test_cut_out_finds_the_product_and_its_area():
+    cut = cut_out(product_photo("square", (200, 30, 30)))
+    assert cut is not None
+    assert cut.image.size == (60, 60) and cut.mask.size == (60, 60)
+    assert cut.area > 0.95  # a square fills its own box
+    disc = cut_out(product_photo("disc", (30, 30, 200)))
+    assert disc is not None and disc.image.size == (80, 80)
+    assert abs(disc.area - np.pi / 4) < 0.05  # a disc covers pi/4 of its box
+
+
+def test_cut_out_refuses_a_busy_background_and_uses_alpha():
+    assert cut_out(noise_room(1, (120, 100))) is None
+    rgba = Image.new("RGBA", (50, 40), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).rectangle((10, 10, 29, 29), fill=(0, 200, 0, 255))
+    cut = cut_out(rgba)
+    assert cut is not None and cut.image.size == (20, 20) and cut.area > 0.95
+
+
+def test_paste_puts_the_mask_inside_the_scene():
+    cut = cut_out(product_photo("disc", (30, 30, 200)))
+    scene = noise_room(2)
+    out, mask = paste(scene, cut, Box(150, 100, 250, 200))  # partly outside: clipped
+    assert out.size == scene.size and mask.shape == (150, 200)
+    box = mask_box(mask)
+    assert box is not None
+    assert 0 <= box.x1 < box.x2 <= 200 and 0 <= box.y1 < box.y2 <= 150
+    assert box.x1 >= 150 and box.y1 >= 100
+    # the pasted pixels are blue where the mask says so
+    pixels = np.asarray(out)[mask]
+    assert (pixels[:, 2] > 150).mean() > 0.9
+
+
+def test_synthetic_scene_boxes_lie_inside_and_keep_categories():
+    cuts = [
+        CatalogCutout("A1", "a", cut_out(product_photo("square", (200, 30, 30)))),
+        CatalogCutout("B1", "b", cut_out(product_photo("disc", (30, 30, 200)))),
+    ]
+    rng = np.random.default_rng(0)
+    rules = SceneRules(scene_size=256)
+    for seed in range(5):
+        scene = synthesize(noise_room(seed), cuts, rng, rules)
+        assert max(scene.image.size) == 256
+        assert scene.objects
+        for o in scene.objects:
+            assert 0 <= o.box.x1 < o.box.x2 <= scene.image.width
+            assert 0 <= o.box.y1 < o.box.y2 <= scene.image.height
+            assert (o.category, o.product_id) in {("a", "A1"), ("b", "B1")}
+
+
+def test_room_split_is_fixed_and_disjoint():
+    ids = [f"room-{i}" for i in range(200)]
+    train, held = select_scenes(ids, "train"), select_scenes(ids, "heldout")
+    assert not set(train) & set(held) and len(train) + len(held) == 200
+    assert 0.45 < len(train) / 200 < 0.75
+    assert all(scene_split(s) == "train" for s in train)
+    with pytest.raises(ValueError):
+        select_scenes(ids, "test")
+
+
+@pytest.fixture(scope="module")
+def drawn_featurizer():
+    from catalog.taught.regions import RegionConfig, RegionFeaturizer
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    return RegionFeaturizer(
+        ["a", "b"], load_taxonomy(), weights=None, config=RegionConfig(image_size=256), threads=1
+    )
+
+
+def test_classifier_learns_two_drawn_categories_apart(drawn_featurizer):
+    from catalog.taught.detector import TaughtDetector
+    from catalog.taught.fit import FitSettings, scene_regions
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    cuts = [
+        CatalogCutout("A1", "a", cut_out(product_photo("square", (220, 40, 40)))),
+        CatalogCutout("B1", "b", cut_out(product_photo("disc", (40, 40, 220)))),
+    ]
+    rules = SceneRules(scene_size=256, min_products=1, max_products=2, min_area=0.05)
+    fit = FitSettings(scene_rules=rules)
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for seed in range(8):
+        x, y = scene_regions(
+            drawn_featurizer, synthesize(noise_room(seed), cuts, rng, rules), ["a", "b"], fit, rng
+        )
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert {0, 1, 2} <= set(y.tolist())
+    classifier = fit_classifier(x, y, ["a", "b"], regularisation=0.5)
+    detector = TaughtDetector(drawn_featurizer, classifier, load_taxonomy(), min_score=0.3)
+    right = total = 0
+    for seed in range(100, 106):  # new rooms
+        scene = synthesize(noise_room(seed), cuts, rng, rules)
+        for o in scene.objects:
+            named = detector.name_region(scene.image, o.box)
+            total += 1
+            right += named is not None and named.category == o.category
+    assert total >= 6 and right / total >= 0.8
+
+
+def test_zero_shot_design_needs_no_training():
+    from catalog.taught.regions import FeatureLayout
+
+    layout = FeatureLayout(("a", "b"))
+    x = np.zeros((2, layout.width), np.float32)
+    x[0, layout.imagenet.start + 1] = 0.9  # ImageNet says b
+    x[1, layout.yolo.start] = 0.7  # YOLO says a
+    p = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), ["a", "b"], design="zero-shot")
+    probs = p.predict_proba(x)
+    assert probs.argmax(axis=1).tolist() == [2, 1]
+
+
+def test_uncategorised_catalog_cannot_be_taught_and_still_answers(tmp_path):
+    from catalog import Catalog
+    from catalog.taught import fit_detector
+    from detector.base import Detector
+    from embedder import create_embedder
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.errors import CatalogError
+    from shopthelook.core.taxonomy import load_taxonomy
+    from shopthelook.core.types import Detection
+    from shopthelook.pipeline import ShopTheLook
+    from tests.conftest import draw_image
+
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(6):
+        draw_image(i, (64, 64)).save(tmp_path / "img" / f"{i}.png")
+        # no category at all: a blank category column (a table without one is refused upstream)
+        rows.append(
+            {"product_id": f"P{i}", "image": str(tmp_path / "img" / f"{i}.png"), "category": ""}
+        )
+    settings = load_settings(backbone="hvf")
+    catalog = Catalog.build(
+        pd.DataFrame(rows),
+        embedder=create_embedder(settings),
+        taxonomy=load_taxonomy(),
+        out=tmp_path / "cat",
+        settings=settings,
+    )
+    assert catalog.categories() == ["other"]
+    with pytest.raises(CatalogError, match="no categories to learn"):
+        fit_detector(catalog, [], settings=settings, taxonomy=load_taxonomy())
+
+    class ChairFinder(Detector):
+        name = "chairs"
+
+        def detect(self, image):
+            return [Detection(Box(0, 0, 30, 30), "chair", 0.9, "chair", ("chair", "armchair"))]
+
+    stl = ShopTheLook(catalog, settings, detector=ChairFinder())
+    result = stl.shop_the_look(draw_image(9, (96, 80)), top_k=3)
+    assert result.objects and len(result.objects[0].products) == 3
+
+
+def test_cutout_area_property():
+    cut = Cutout(Image.new("RGB", (4, 4)), Image.fromarray(np.full((4, 4), 255, np.uint8)))
+    assert cut.area == pytest.approx(1.0)
+
+
+@pytest.mark.shared
+def test_fitted_ikea_catalog_finds_a_lamp_or_rug_in_a_held_out_room(ikea_root, yolo_weights):
+    from catalog.taught import scene_split
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.datasets import load_pairs, load_products, load_scenes
+    from shopthelook.core.taxonomy import load_taxonomy
+    from shopthelook.pipeline import ShopTheLook
+    from tests.taught_helpers import taught_catalog
+
+    folder = taught_catalog(ikea_root, yolo_weights)
+    settings = load_settings(
+        backbone="hvf", data_root=ikea_root.parent, detector_weights=str(yolo_weights), threads=1
+    )
+    stl = ShopTheLook(folder, settings)
+    assert stl.describe()["detector"] == "taught" and stl.detector_note is None
+    taxonomy = load_taxonomy()
+    products = load_products("ikea", data_root=ikea_root.parent)
+    category = dict(zip(products["product_id"], taxonomy.categorize_table(products)))
+    pairs = load_pairs("ikea", data_root=ikea_root.parent)
+    pairs = pairs[pairs["product_id"].map(category).isin(["lamp", "rug"])]
+    scenes = load_scenes("ikea", data_root=ikea_root.parent)
+    image = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
+    held = [s for s in dict.fromkeys(pairs["scene_id"]) if scene_split(s) == "heldout"][:4]
+    assert held
+    found = set()
+    for scene in held:
+        result = stl.shop_the_look(image[scene], top_k=3)
+        found |= {o.detection.category for o in result.objects}
+        assert all(o.products for o in result.objects)
+    assert found & {"lamp", "rug"}, found
