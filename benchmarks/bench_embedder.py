@@ -77,7 +77,9 @@ def main() -> int:
         b1 = time_backbone(backbone, images, 1, args.repeats)
         b8 = time_backbone(backbone, images, 8, args.repeats)
         first = first or (b1, b8)
-        label = backbone.name + (f" {backbone.runtime.name} {size}px" if runtime else "")
+        label = backbone.name + (
+            f" {backbone.runtime.name} {backbone.config.image_size}px" if runtime else ""
+        )
         ratio = f"   x{first[0] / b1:4.2f} / x{first[1] / b8:4.2f}" if args.ratio else ""
         print(
             f"{label:34s} dim {backbone.dim:5d}   batch 1: {b1:7.1f} ms/img"

@@ -7,6 +7,10 @@ logs impressions, and the store must hold exactly as many as the responses said 
 
     .venv/bin/python benchmarks/bench_web.py --catalog catalogs/demo/ikea-hvf/catalog \\
         --directions catalogs/demo/ikea-hvf/directions --clients 8 --requests 200
+    .venv/bin/python benchmarks/bench_web.py --catalog catalogs/ikea-effnet-lite0 --workers 1,2
+
+With ``--workers 1,2`` the same load runs against `serve --workers 1` and then `--workers 2`
+and the requests/s ratio is printed.
 """
 
 from __future__ import annotations
@@ -124,18 +128,8 @@ def run_phase(port: int, kind: str, scenes: list[str], clients: int, requests: i
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--catalog", required=True)
-    ap.add_argument("--directions")
-    ap.add_argument("--ranker")
-    ap.add_argument("--data-root")
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=200, help="requests per client per endpoint")
-    ap.add_argument("--scenes", type=int, default=20, help="distinct gallery scenes cycled")
-    ap.add_argument("--threads", type=int, default=8, help="waitress threads")
-    args = ap.parse_args()
-
+def run_server_phases(args, workers: int) -> tuple[list[dict], dict, list[str], bool]:
+    """Start `serve --workers N`, run both phases, stop it; (results, health, scenes, ok)."""
     from ranker.events import EventStore
 
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
@@ -153,6 +147,8 @@ def main() -> int:
         str(port),
         "--threads",
         str(args.threads),
+        "--workers",
+        str(workers),
         "--events",
         str(events),
         "--instance",
@@ -166,9 +162,12 @@ def main() -> int:
     try:
         started = time.perf_counter()
         health = wait_healthy(port, server)
+        if workers > 1:  # every worker loads its own models: wait for all of them
+            time.sleep(args.warmup)
         print(
-            f"server up in {time.perf_counter() - started:.1f} s: {health['catalog']['products']} "
-            f"products, backbone {health['catalog']['backbone']}, ranker {health['ranker']['name']}, "
+            f"\n[{workers} worker(s)] server up in {time.perf_counter() - started:.1f} s: "
+            f"{health['catalog']['products']} products, backbone "
+            f"{health['catalog']['backbone']}, ranker {health['ranker']['name']}, "
             f"{health['scenes']} scenes"
         )
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -177,7 +176,7 @@ def main() -> int:
         scenes = scenes[: args.scenes]
         if not scenes:
             raise SystemExit("no gallery scenes: pass --data-root with ikea/rooms.csv")
-        run_id = f"{int(time.time())}"
+        run_id = f"{int(time.time())}-w{workers}"
         results = [
             run_phase(port, kind, scenes, args.clients, args.requests, run_id)
             for kind in ("api", "page")
@@ -185,16 +184,16 @@ def main() -> int:
         conn.request("GET", "/healthz")
         health = json.loads(conn.getresponse().read())
     finally:
-        server.send_signal(signal.SIGINT)  # graceful: the events writer drains its queue
+        server.send_signal(signal.SIGINT)  # graceful: the events writers drain their queues
         try:
-            server.wait(60)
+            server.wait(90)
         except subprocess.TimeoutExpired:
             server.kill()
     store = EventStore(events)
     ok = True
     print(
-        f"\n{args.clients} clients x {args.requests} requests per endpoint, "
-        f"{len(scenes)} scene ids; cache {health['cache']}"
+        f"{args.clients} clients x {args.requests} requests per endpoint, "
+        f"{len(scenes)} scene ids; cache (the last worker asked) {health['cache']}"
     )
     print(
         f"{'endpoint':<16}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}"
@@ -203,17 +202,57 @@ def main() -> int:
     for r in results:
         stored = sum(store.count(user_id=u, event_type="impression") for u in r["users"])
         lost = r["impressions"] - stored
-        lat = [x * 1000 for x in r["latencies"]]
+        lat = [x * 1000 for x in r["latencies"]] or [float("nan")]
+        r["p50"], r["p95"], r["rps"] = (
+            statistics.median(lat),
+            pct(lat, 0.95),
+            len(r["latencies"]) / r["wall"],
+        )
         name = "POST /api/look" if r["kind"] == "api" else "GET /scene/<id>"
         print(
-            f"{name:<16}{len(lat):>6}{statistics.median(lat):>9.1f}{pct(lat, 0.95):>9.1f}"
-            f"{max(lat):>9.1f}{len(lat) / r['wall']:>8.1f}{len(r['errors']):>8}"
+            f"{name:<16}{len(r['latencies']):>6}{r['p50']:>9.1f}{r['p95']:>9.1f}"
+            f"{max(lat):>9.1f}{r['rps']:>8.1f}{len(r['errors']):>8}"
             f"{r['impressions']:>8}{stored:>8}{lost:>6}"
         )
         for e in r["errors"][:5]:
             print("   error:", e)
         ok &= not r["errors"] and lost == 0
     store.close()
+    return results, health, scenes, ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--catalog", required=True)
+    ap.add_argument("--directions")
+    ap.add_argument("--ranker")
+    ap.add_argument("--data-root")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=200, help="requests per client per endpoint")
+    ap.add_argument("--scenes", type=int, default=20, help="distinct gallery scenes cycled")
+    ap.add_argument("--threads", type=int, default=8, help="waitress threads per worker")
+    ap.add_argument("--workers", default="1", help="worker counts to compare in this run, e.g. 1,2")
+    ap.add_argument(
+        "--warmup", type=float, default=60.0, help="seconds for the other workers to load"
+    )
+    args = ap.parse_args()
+    counts = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-minute average), {os.cpu_count()} cores")
+    runs = {w: run_server_phases(args, w) for w in counts}
+    ok = all(run[3] for run in runs.values())
+    if len(counts) > 1:
+        base = runs[counts[0]][0]
+        print(
+            f"\n{'workers':<9}{'endpoint':<17}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'x req/s':>9}"
+        )
+        for w in counts:
+            for r, b in zip(runs[w][0], base):
+                name = "POST /api/look" if r["kind"] == "api" else "GET /scene/<id>"
+                print(
+                    f"{w:<9}{name:<17}{r['rps']:>8.1f}{r['p50']:>9.1f}{r['p95']:>9.1f}"
+                    f"{r['rps'] / b['rps']:>9.2f}"
+                )
+    print(f"load after: {os.getloadavg()[0]:.2f}")
     print("\nOK: 0 errors, 0 events lost" if ok else "\nFAILED: errors or lost events")
     return 0 if ok else 1
 

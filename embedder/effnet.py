@@ -191,7 +191,7 @@ class EffNetBackbone(BatchedBackbone):
         weights: str | Path | None = None,
         config: EffNetConfig | None = None,
         threads: int = 2,
-        runtime: str = "torch",
+        runtime: str = "auto",
     ) -> None:
         if name not in VARIANTS:
             raise BackboneError(f"unknown EfficientNet variant {name!r}; known: {list(VARIANTS)}")
@@ -235,10 +235,7 @@ class EffNetBackbone(BatchedBackbone):
         self, images: Sequence[Image.Image | str | Path], *, top_k: int = 5, batch_size: int = 16
     ) -> list[list[tuple[str, float]]]:
         """The top-k (ImageNet label, probability) of each image, most probable first."""
-        return [
-            [(label, p) for label, p in row]
-            for row in self.embed_and_classify(images, top_k=top_k, batch_size=batch_size)[1]
-        ]
+        return self.embed_and_classify(images, top_k=top_k, batch_size=batch_size)[1]
 
     def embed_and_classify(
         self, images: Sequence[Image.Image | str | Path], *, top_k: int = 5, batch_size: int = 16

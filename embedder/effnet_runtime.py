@@ -32,11 +32,12 @@ class TorchRuntime:
     name = "torch"
 
     def __init__(self, features: torch.nn.Module, threads: int = 2) -> None:
-        self.features = features.to(memory_format=torch.channels_last)
+        # plain NCHW: channels-last measured slower here (63.8 vs 58.8 ms/img, README "Speed")
+        self.features = features
 
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            embedding, head = self.features(batch.contiguous(memory_format=torch.channels_last))
+            embedding, head = self.features(batch)
         return embedding.numpy(), head.numpy()
 
 

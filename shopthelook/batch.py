@@ -97,9 +97,16 @@ def failed_in(out: Path) -> set[str]:
 
 
 def match_scene(
-    pipeline, scene_id: str, image: str, *, top_k: int, adjective: str | None = None
+    pipeline,
+    scene_id: str,
+    image: str,
+    *,
+    top_k: int,
+    adjective: str | None = None,
+    whole_look=None,
 ) -> tuple[dict, int]:
-    """One output line's record and its detected-object count (-1 when the scene failed)."""
+    """One output line's record and its detected-object count (-1 when the scene failed);
+    with a ``whole_look`` chooser (shopthelook.whole_look) the record has ``whole_look``."""
     record: dict = {"scene_id": scene_id, "image": image}
     try:
         result = pipeline.shop_the_look(image, top_k=top_k, adjective=adjective, scene_id=scene_id)
@@ -107,6 +114,8 @@ def match_scene(
         record.update({"objects": [], "error": str(exc)})
         return record, -1
     record.update(result.to_dict())
+    if whole_look is not None:
+        record["whole_look"] = whole_look.choose(result).to_dict()
     record["error"] = None
     return record, sum(o.detection.source == "detector" for o in result.objects)
 
@@ -120,6 +129,7 @@ def run_match(
     retry_failed: bool = False,
     show_progress: bool = False,
     adjective: str | None = None,
+    whole_look=None,
 ) -> MatchSummary:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +147,12 @@ def run_match(
             disable=not show_progress,
         ):
             record, found = match_scene(
-                pipeline, str(row.scene_id), str(row.image), top_k=top_k, adjective=adjective
+                pipeline,
+                str(row.scene_id),
+                str(row.image),
+                top_k=top_k,
+                adjective=adjective,
+                whole_look=whole_look,
             )
             if found < 0:
                 summary.failures += 1

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "shopthelook.commands.classify",
     "shopthelook.commands.evaluate",
     "shopthelook.commands.same",
+    "shopthelook.commands.coherence",
     "shopthelook.commands.ranker",
     "shopthelook.commands.serve",
     "shopthelook.commands.scale",

@@ -112,11 +112,12 @@ class ShopTheLook:
                     f"'shopthelook catalog fit-detector --catalog {path}'"
                 )
             else:
+                # the default: measured better than the taught detector (README)
                 note = (
                     f"catalog {path} has no fitted detector: objects are named by the COCO label "
                     f"mapping (fit one: shopthelook catalog fit-detector --catalog {path})"
                 )
-            log.warning(note)
+            (log.warning if has_detector(path) else log.info)(note)
             kind = "yolo"
         return create_detector(self.settings, self.taxonomy, kind=kind), note
 

@@ -222,3 +222,25 @@ def test_fitted_ikea_catalog_finds_a_lamp_or_rug_in_a_held_out_room(ikea_root, y
         found |= {o.detection.category for o in result.objects}
         assert all(o.products for o in result.objects)
     assert found & {"lamp", "rug"}, found
+
+
+def test_a_detector_fitted_for_another_catalog_is_refused():
+    from types import SimpleNamespace
+
+    from catalog.taught.files import FittedDetector, check_against_catalog
+    from catalog.taught.regions import RegionConfig
+    from shopthelook.core.errors import CatalogError
+
+    classifier = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), ["lamp"], design="zero-shot")
+    fitted = FittedDetector(
+        classifier, RegionConfig(), {"catalog_backbone": "yolo", "catalog_categories": ["lamp"]}
+    )
+
+    def catalog(backbone, categories):
+        return SimpleNamespace(backbone=backbone, path="cat", categories=lambda: categories)
+
+    check_against_catalog(fitted, catalog("yolo", ["lamp", "other"]), "no-such-weights")
+    with pytest.raises(CatalogError, match="backbone 'yolo'.*refit"):
+        check_against_catalog(fitted, catalog("hvf", ["lamp"]), "no-such-weights")
+    with pytest.raises(CatalogError, match="new: rug.*refit"):
+        check_against_catalog(fitted, catalog("yolo", ["lamp", "rug"]), "no-such-weights")

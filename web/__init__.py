@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "SCENES": "ikea",
     #: trained ranker folder (None: visual order)
     "RANKER": None,
+    #: style-coherence model folder for the whole look (None: each object's best match)
+    "COHERENCE": None,
     #: style-direction folder for the adjective chips (None: no chips)
     "DIRECTIONS": None,
     #: adjective chips to offer (default: every direction loaded)
@@ -75,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_LOOK": "60 per minute",
     "RATE_LIMIT_UPLOAD": "10 per minute;100 per day",
     "RATE_LIMIT_EVENTS": "120 per minute",
+    #: reverse proxies in front of the site whose X-Forwarded-* headers are trusted
+    "PROXY_HOPS": 0,
 }
 
 
@@ -89,6 +93,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # the form fields around a file need a little room above the file's own limit
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_BYTES"]) + 64 * 1024
     app.json.sort_keys = False
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops > 0:  # behind reverse proxies: the client's address, scheme and host they saw
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     init_app(app)
     return app
 

@@ -15,12 +15,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from shopthelook.core.types import Box
-from web.cards import product_card, scene_card
+from web.cards import product_card, scene_card, shop_fields
 from web.errors import ApiError
 from web.params import (
     parse_adjective,
     parse_box,
     parse_category,
+    parse_flag,
     parse_int,
     parse_text_id,
     parse_user,
@@ -31,7 +32,7 @@ from web.services import ANONYMOUS, Services, services_of
 
 bp = Blueprint("api", __name__)
 
-LOOK_FIELDS = ("scene_id", "box", "user", "adjective", "top_k", "category")
+LOOK_FIELDS = ("scene_id", "box", "user", "adjective", "top_k", "category", "whole_look")
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 
@@ -86,6 +87,7 @@ def look():
         high=current_app.config["TOP_K_MAX"],
     )
     category = parse_category(data.get("category"), services)
+    whole_look = parse_flag(data.get("whole_look"), "whole_look")
     if file is not None and scene_id:
         raise ApiError(400, "give either an image file or a scene_id, not both")
     receipt = None
@@ -120,6 +122,14 @@ def look():
         for product_dict, hit in zip(obj_dict["products"], obj.products, strict=True):
             product_dict["image_url"] = product_card(services, hit.product_id)["image_url"]
             product_dict["url"] = url_for("pages.product", product_id=hit.product_id)
+            product_dict.update(shop_fields(services, hit.product_id))
+    if whole_look:
+        chosen = services.choose_whole_look(result.result).to_dict()
+        for item in chosen["products"]:
+            item["image_url"] = product_card(services, item["product_id"])["image_url"]
+            item["url"] = url_for("pages.product", product_id=item["product_id"])
+            item.update(shop_fields(services, item["product_id"]))
+        body["whole_look"] = chosen
     response = jsonify(
         {
             "scene_id": result.scene_id,

@@ -8,6 +8,7 @@ logged with its traceback on the server and answered with a plain 500.
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
@@ -43,8 +44,19 @@ def redact(message: str) -> str:
     return message
 
 
+#: advice meant for whoever runs the server, not for the person sending the photo
+_OPERATOR_HINT = re.compile(r"\s*\(raise max_image_pixels[^)]*\)")
+
+
+def for_shoppers(message: str) -> str:
+    """The message without advice only the server's operator can follow."""
+    return _OPERATOR_HINT.sub("; send a smaller photo", message)
+
+
 def error_response(status: int, message: str, title: str | None = None):
-    message = redact(message)
+    message = for_shoppers(redact(message))
+    if status >= 500 and not wants_json():
+        message = "Sorry, something went wrong on our side. Please try again in a moment."
     if wants_json():
         response = jsonify({"error": message, "status": status})
         response.status_code = status
@@ -86,6 +98,13 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(UnknownScene)
     def _unknown_scene(exc: UnknownScene):
+        if not wants_json():  # a shopper followed an old or mistyped link
+            return error_response(
+                404,
+                "We could not find that room or photo: the link may be mistyped, or an "
+                "uploaded photo has expired.",
+                "Room not found",
+            )
         return error_response(404, f"scene {exc.args[0]!r} does not exist", "Scene not found")
 
     @app.errorhandler(ShopTheLookError)

@@ -34,6 +34,7 @@ from web.params import parse_adjective, parse_box, parse_int, parse_list_id, par
 from web.scenes import Scene
 from web.security import safe_next, visitor_owner
 from web.services import USER_COOKIE, Services, services_of
+from web.shop_view import object_names, shopper_details, whole_look_strip
 from web.uploads import THUMB_SIDE, thumb_path
 
 bp = Blueprint("pages", __name__)
@@ -105,12 +106,13 @@ def scene(scene_id: str):
         return url_for("pages.scene", scene_id=scene.scene_id) + (f"?{query}" if query else "")
 
     dots = []
+    names = object_names(result)
     for i, obj in enumerate(result.objects):
         b = obj.detection.box
         dots.append(
             {
                 "index": i,
-                "label": obj.detection.label,
+                "label": names[i],
                 "category": obj.detection.category,
                 "source": obj.detection.source,
                 "x": 100 * (b.x1 + b.x2) / 2 / result.width,
@@ -126,16 +128,18 @@ def scene(scene_id: str):
     if count:
         list_id = look.list_id(selected)
         for pos, hit in enumerate(result.objects[selected].products):
-            # the visual order's only reason is the look itself; a trained ranker explains more
+            # a trained ranker explains its order; the visual order's only reason would be
+            # "similar look" on every card, so it says something only for a style chip
             reason = hit.reason
-            if not reason and services.ranker_name == "visual":
-                reason = "similar look" + (f" · more {adjective}" if adjective else "")
+            if not reason and adjective and services.ranker_name == "visual":
+                reason = f"more {adjective}"
             card = product_card(services, hit.product_id, hit.score, reason)
             card["click_url"] = url_for(
                 "pages.click", product_id=hit.product_id, scene=scene.scene_id, pos=pos, rid=list_id
             )
             card["position"] = pos
             products.append(card)
+    whole = whole_look_strip(services, result, link) if count > 1 else None
     chips = [
         {
             "name": a,
@@ -150,13 +154,14 @@ def scene(scene_id: str):
             scene=scene,
             result=result,
             dots=dots,
+            whole=whole,
             selected=selected,
             products=products,
             chips=chips,
             adjective=adjective,
             box=box,
             list_id=look.list_id(selected),
-            ranker=services.ranker_name,
+            personal=services.ranker_name != "visual",
             ranker_note=services.ranker_note,
             clear_url=link(box=None, obj=None),
             image_url=url_for("pages.scene_image", scene_id=scene.scene_id),
@@ -216,11 +221,7 @@ def product(product_id: str):
         similar.append(item)
     services.list_impressions(g.user_id, [s["product_id"] for s in similar], list_id)
     rooms = [scene_card(services.scenes.get(sid)) for sid in services.rooms_with(product_id)]
-    extra = {
-        k: v
-        for k, v in details.items()
-        if k not in ("product_id", "name", "category") and v not in (None, "")
-    }
+    extra = shopper_details(details)
     return render_template(
         "product.html",
         product=card,

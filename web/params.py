@@ -155,3 +155,14 @@ def parse_list_id(value: Any) -> str | None:
     if not isinstance(value, str) or not LIST_ID.match(value):
         raise ApiError(400, f"request_id {_show(value)}: expected 1-64 letters, digits, '_' or '-'")
     return value
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A yes/no field: JSON true/false, or a form's "true"/"false"/"1"/"0" (absent: false)."""
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ApiError(400, f"{name} must be true or false, not {_show(value)}")

@@ -87,14 +87,19 @@ def ensure_secret_key(app: Flask) -> None:
         return
     path = Path(app.instance_path) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # written whole under a private name, then linked into place: several server processes
+    # (serve --workers) starting at once all read the one key that won, never half of it
+    key = secrets.token_hex(32)
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.link(tmp, path)
     except FileExistsError:
         key = path.read_text().strip()
-    else:
-        key = secrets.token_hex(32)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
+    finally:
+        tmp.unlink(missing_ok=True)
     if len(key) < 32:
         raise RuntimeError(f"{path} holds no usable secret key; delete it to make a new one")
     app.config["SECRET_KEY"] = key

@@ -112,6 +112,11 @@ class ProductInfo:
             price = price if np.isfinite(price) and price >= 0 else None
         except (TypeError, ValueError):
             price = None
+        # the shop's own page for the product: only a web address is a link anyone may follow;
+        # it is "buy_url" for clients, because "url" is this site's product page
+        link = public.pop("url", None)
+        if isinstance(link, str) and link.strip().lower().startswith(("https://", "http://")):
+            public["buy_url"] = link.strip()
         relpath = None
         if record.get("image"):
             try:
@@ -138,6 +143,8 @@ class Services:
     look_slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4), repr=False
     )
+    #: chooses one product per object that go together (shopthelook.whole_look)
+    whole_look: Any = None
     _products: dict[str, ProductInfo] = field(default_factory=dict, repr=False)
 
     @property
@@ -190,6 +197,15 @@ class Services:
             category=category,
             name=scene.scene_id,
         )
+
+    def choose_whole_look(self, result: LookResult):
+        """The whole look of a result (a WholeLook), with the visual fallback when no chooser
+        was configured."""
+        if self.whole_look is None:
+            from shopthelook.whole_look import WholeLookChooser
+
+            self.whole_look = WholeLookChooser(self.catalog)
+        return self.whole_look.choose(result)
 
     def impressions(self, look: Look, object_indexes: list[int] | None = None) -> int:
         """Queue one impression per shown product; returns how many were queued."""

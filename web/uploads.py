@@ -106,10 +106,28 @@ class UploadStore:
         ttl = self.policy.ttl_seconds
         return bool(ttl) and now - meta.created > ttl
 
+    def _sync_locked(self) -> None:
+        """Take in what other server processes (``serve --workers``) stored or deleted."""
+        on_disk = {p.stem for p in self.folder.glob("u-*.jpg") if UPLOAD_ID.match(p.stem)}
+        for gone in set(self._meta) - on_disk:
+            self._meta.pop(gone, None)
+        for new in on_disk - set(self._meta):
+            try:
+                self._meta[new] = self._read_meta(self.folder / f"{new}.jpg")
+            except OSError:  # deleted meanwhile
+                pass
+
     def path(self, scene_id: str) -> Path | None:
         """The photo of an upload that exists and has not expired."""
         with self._lock:
             meta = self._meta.get(scene_id)
+            if meta is None and UPLOAD_ID.match(scene_id):
+                image = self.folder / f"{scene_id}.jpg"
+                if image.is_file():  # stored by another server process
+                    try:
+                        meta = self._meta[scene_id] = self._read_meta(image)
+                    except OSError:
+                        meta = None
             if meta is None or self._expired(meta, time.time()):
                 return None
         image = self.folder / f"{scene_id}.jpg"
@@ -121,6 +139,7 @@ class UploadStore:
             return []
         now = time.time()
         with self._lock:
+            self._sync_locked()
             mine = [
                 (m.created, sid)
                 for sid, m in self._meta.items()

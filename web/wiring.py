@@ -107,6 +107,14 @@ def load_directions(folder: str | Path | None, catalog):
     return directions
 
 
+def whole_look_chooser(folder: str | Path | None, catalog):
+    """The whole-look chooser: with the coherence model in ``folder``, else the visual top-1
+    of every object (the pages then say "the best match for each object")."""
+    from shopthelook.whole_look import chooser_for
+
+    return chooser_for(catalog, str(folder) if folder else None)
+
+
 def build_services(config: dict[str, Any], instance_path: str | Path) -> Services:
     instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
@@ -128,6 +136,7 @@ def build_services(config: dict[str, Any], instance_path: str | Path) -> Service
     )
     return Services(
         pipeline=pipeline,
+        whole_look=whole_look_chooser(config.get("COHERENCE"), pipeline.catalog),
         scenes=scenes,
         events=EventSink(events_url),
         image_root=image_root_of(pipeline.catalog.products),

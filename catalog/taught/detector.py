@@ -93,8 +93,17 @@ class TaughtDetector(Detector):
             if any(d.category == category and box_iou(d.box, box) > self.nms_iou for d in kept):
                 continue
             per[category] = per.get(category, 0) + 1
-            kept.append(Detection(box, category, float(min(1.0, score[i])), category, (category,)))
+            found = float(min(1.0, score[i]))
+            kept.append(Detection(box, category, found, category, self.searched(category)))
         return best_first(kept, self.max_objects)
+
+    def searched(self, category: str) -> tuple[str, ...]:
+        """``category`` first, then those the taxonomy has its objects search too (a bed
+        shows bedding, a chair may be an armchair: ``also_detector_labels``)."""
+        rule = next((r for r in self.taxonomy.rules if r.name == category), None)
+        labels = rule.detector_labels if rule else ()
+        also = [c for label in labels for c in self.taxonomy.search_categories(label)]
+        return tuple(dict.fromkeys([category, *also]))
 
     def name_region(self, image: Image.Image, box: Box) -> Detection | None:
         """The category of a box the user drew, by the same classifier (None: background)."""
@@ -106,7 +115,8 @@ class TaughtDetector(Detector):
             return None
         best = int(p[1:].argmax())
         category = self.classifier.categories[best]
-        return Detection(box, category, float(p[best + 1]), category, (category,), source="user")
+        score = float(p[best + 1])
+        return Detection(box, category, score, category, self.searched(category), source="user")
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -159,6 +169,8 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
     fitted = read_detector(folder)
     if catalog is not None:
         check_against_catalog(fitted, catalog, settings.detector_weights)
+    if fitted.classifier.design == "hybrid":  # a blend chosen at serving time, not fitted
+        fitted.classifier.mix = settings.taught_mix
     featurizer = RegionFeaturizer(
         fitted.classifier.categories,
         taxonomy,

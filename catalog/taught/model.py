@@ -6,6 +6,9 @@ Designs (``DESIGNS``):
 - ``learned``: multinomial logistic regression (scikit-learn) on every feature column,
   trained on synthetic-scene regions against background regions;
 - ``learned-visual``: the same without the ImageNet-head and YOLO evidence columns;
+- ``hybrid``: ``learned`` averaged with ``zero-shot`` (weight ``mix`` on the learned one):
+  the synthetic scenes teach what the ImageNet head has no class for (lamps, bedding), the
+  ImageNet head keeps what real rooms look like;
 - ``zero-shot``: no training: a category's score is its summed ImageNet probability (the
   taxonomy's ``imagenet_labels``) or the YOLO confidence of its COCO label, whichever is
   higher.
@@ -26,7 +29,7 @@ from catalog.taught.regions import FeatureLayout
 log = logging.getLogger(__name__)
 
 BACKGROUND = "background"
-DESIGNS = ("learned", "learned-visual", "zero-shot")
+DESIGNS = ("hybrid", "learned", "learned-visual", "zero-shot")
 
 
 @dataclass
@@ -40,6 +43,8 @@ class RegionClassifier:
     #: [classes, features] and [classes]; class 0 is background
     coef: np.ndarray
     intercept: np.ndarray
+    #: weight of the learned probabilities in the ``hybrid`` design
+    mix: float = 1.0
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -53,7 +58,10 @@ class RegionClassifier:
         logits = z @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        p /= p.sum(axis=1, keepdims=True)
+        if self.design == "hybrid":
+            p = self.mix * p + (1.0 - self.mix) * _zero_shot(x, FeatureLayout(self.categories))
+        return p
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -62,6 +70,7 @@ class RegionClassifier:
             "scale": self.scale,
             "coef": self.coef,
             "intercept": self.intercept,
+            "mix": np.array([self.mix], np.float32),
         }
 
     @classmethod
@@ -73,6 +82,7 @@ class RegionClassifier:
             tuple(categories),
             np.asarray(arrays["columns"], bool),
             *(np.asarray(arrays[k], np.float32) for k in ("mean", "scale", "coef", "intercept")),
+            float(np.asarray(arrays.get("mix", [1.0])).ravel()[0]),
         )
 
 
@@ -93,6 +103,7 @@ def fit_classifier(
     regularisation: float = 0.05,
     max_iter: int = 300,
     background_weight: float = 0.5,
+    mix: float = 0.5,
 ) -> RegionClassifier:
     """Fit ``design`` on features ``x`` and labels ``y`` (0 background, i + 1 category i)."""
     from sklearn.linear_model import LogisticRegression
@@ -130,6 +141,7 @@ def fit_classifier(
         scale.astype(np.float32),
         coef,
         intercept,
+        mix if design == "hybrid" else 1.0,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from shopthelook.commands import MAX_TOP_K, settings_from_args, show_progress, top_k_arg
 from shopthelook.commands.scale import add_scheduler_arguments, cmd_match_distributed
@@ -49,6 +50,15 @@ def _pipeline_args(p) -> None:
     p.add_argument("--adjective", help="boost results along this style direction")
     p.add_argument("--directions", help="folder of style directions (OAAR / label directions)")
     p.add_argument("--confidence", type=float, help="minimum detection confidence")
+    p.add_argument(
+        "--whole-look",
+        action="store_true",
+        help="also choose one product per object that go together (the whole look)",
+    )
+    p.add_argument(
+        "--coherence",
+        help="folder of a style-coherence model for --whole-look (shopthelook coherence train)",
+    )
 
 
 def build_pipeline(args):
@@ -70,8 +80,21 @@ def build_pipeline(args):
     return ShopTheLook(catalog, settings, ranker=ranker, directions=directions)
 
 
+def whole_look_chooser(args, pipeline):
+    """The whole-look chooser for --whole-look (None without it); --coherence without
+    --whole-look is a mistake worth saying."""
+    if not args.whole_look:
+        if args.coherence:
+            print("note: --coherence is only used with --whole-look", file=sys.stderr)
+        return None
+    from shopthelook.whole_look import chooser_for
+
+    return chooser_for(pipeline.catalog, args.coherence)
+
+
 def cmd_look(args) -> int:
     pipeline = build_pipeline(args)
+    chooser = whole_look_chooser(args, pipeline)
     result = pipeline.shop_the_look(
         args.image,
         top_k=args.top_k,
@@ -80,8 +103,12 @@ def cmd_look(args) -> int:
         user=args.user,
         adjective=args.adjective,
     )
+    look = chooser.choose(result) if chooser is not None else None
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        body = result.to_dict()
+        if look is not None:
+            body["whole_look"] = look.to_dict()
+        print(json.dumps(body, indent=2))
         return 0
     print(f"{result.image} ({result.width}x{result.height}): {len(result.objects)} object(s)")
     if result.message:
@@ -98,7 +125,22 @@ def cmd_look(args) -> int:
                 f"   {rank:>2}. {hit.product_id:<22} {hit.score:6.3f}  {hit.category:<12} "
                 f"{(hit.name or '')[:40]}{reason}"
             )
+    if look is not None:
+        _print_whole_look(result, look)
     return 0
+
+
+def _print_whole_look(result, look) -> None:
+    score = "" if look.score is None else f"  score {look.score:.3f}"
+    print(f"\nWhole look ({look.method}){score}")
+    if look.message:
+        print(f"note: {look.message}")
+    for item in look.products:
+        d = result.objects[item.object].detection
+        print(
+            f"   [{item.object + 1}] {d.label:<12} {item.product_id:<22} {item.score:6.3f}  "
+            f"{item.category:<12} {(item.name or '')[:40]}"
+        )
 
 
 def cmd_match(args) -> int:
@@ -106,6 +148,13 @@ def cmd_match(args) -> int:
     from shopthelook.core.datasets import load_scenes
 
     if args.scheduler:
+        if args.whole_look:
+            from shopthelook.core.errors import ConfigError
+
+            raise ConfigError(
+                "--whole-look runs on this machine only: drop --scheduler, or match on the "
+                "cluster without --whole-look"
+            )
         return cmd_match_distributed(args)
     pipeline = build_pipeline(args)
     scenes = load_scenes(
@@ -119,6 +168,7 @@ def cmd_match(args) -> int:
         retry_failed=args.retry_failed,
         show_progress=show_progress(args),
         adjective=args.adjective,
+        whole_look=whole_look_chooser(args, pipeline),
     )
     for line in summary.lines():
         print(line)

@@ -55,7 +55,32 @@ def register(sub) -> None:
 def _server_args(p) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    p.add_argument("--threads", type=int, default=8, help="request threads per worker (default 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, each with its own models (default 1; "
+        "one per core uses every core)",
+    )
+    p.add_argument(
+        "--coherence",
+        help="style-coherence model folder for 'Shop the whole look' (default: each "
+        "object's best match)",
+    )
+    p.add_argument(
+        "--proxy-hops",
+        type=int,
+        default=0,
+        help="behind this many reverse proxies: trust their X-Forwarded-For/-Proto/-Host "
+        "(the rate limits then see the client's address); default 0",
+    )
+    p.add_argument(
+        "--rate-limit-storage",
+        default="memory://",
+        help="Flask-Limiter storage shared by the workers, e.g. redis://HOST:6379 "
+        "(default memory://: counted per worker)",
+    )
     p.add_argument("--ranker", help="folder of a trained re-ranker (default: visual order)")
     p.add_argument("--data-root", help="folder holding ikea/ (gallery scenes); default: settings")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="upload limit (default 8 MB)")
@@ -86,6 +111,9 @@ def _app_config(args, catalog: str | Path, *, events=None, instance=None, direct
         "MAX_IMAGE_PIXELS": settings.max_image_pixels,
         "UPLOAD_TTL_HOURS": args.upload_ttl_hours,
         "RATELIMIT_ENABLED": not args.no_rate_limits,
+        "RATELIMIT_STORAGE_URI": args.rate_limit_storage,
+        "COHERENCE": args.coherence,
+        "PROXY_HOPS": args.proxy_hops,
         # lets GET /api/users/<id> show anyone's history (Authorization: Bearer <token>)
         "ADMIN_TOKEN": os.environ.get("SHOPTHELOOK_ADMIN_TOKEN") or None,
     }
@@ -118,12 +146,25 @@ def check_port(host: str, port: int) -> None:
         raise _cannot_listen(host, port, exc) from None
 
 
-def run_server(config: dict, host: str, port: int, threads: int) -> int:
+def run_server(config: dict, host: str, port: int, threads: int, workers: int = 1) -> int:
+    from shopthelook.commands.workers import check_workers, run_workers
+
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: give at least 1 request thread")
+    if config.get("PROXY_HOPS", 0) < 0:
+        raise ConfigError(f"--proxy-hops {config['PROXY_HOPS']}: give 0 or more")
+    check_workers(workers)
+    check_port(host, port)
+    if workers > 1:
+        try:
+            sock = socket.create_server((host, port), backlog=2048)
+        except OSError as exc:
+            raise _cannot_listen(host, port, exc) from None
+        return run_workers(config, sock, host, port, threads, workers)
     import waitress
 
     from web import create_app
 
-    check_port(host, port)
     # a service manager stops us with SIGTERM: leave like Ctrl+C, so the events writer drains
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.perf_counter()
@@ -155,7 +196,7 @@ def cmd_serve(args) -> int:
         instance=Path(args.instance),
         directions=args.directions,
     )
-    return run_server(config, args.host, args.port, args.threads)
+    return run_server(config, args.host, args.port, args.threads, args.workers)
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -183,7 +224,7 @@ def cmd_demo(args) -> int:
         print(f"demo cache ready: {cache}")
         return 0
     config = _app_config(args, catalog.path, instance=cache / "instance", directions=directions)
-    return run_server(config, args.host, args.port, args.threads)
+    return run_server(config, args.host, args.port, args.threads, args.workers)
 
 
 def ensure_demo_catalog(

@@ -7,12 +7,42 @@
     select.addEventListener("change", function () { select.form.submit(); });
   });
 
-  // Drag a box on the scene photo to search that region.
+  // Drag a box on the scene photo to search that region. A mouse drags straight away; a
+  // finger scrolls the page as anywhere else, and draws only in "Select an area" mode.
   var frame = document.getElementById("photo");
   if (!frame) { return; }
   var rect = document.getElementById("drag-box");
   var natW = Number(frame.dataset.width), natH = Number(frame.dataset.height);
   var start = null;
+  var toggle = document.getElementById("select-area");
+  var hint = document.getElementById("photo-hint");
+  var hintText = hint ? hint.innerHTML : "";
+
+  function setSelecting(on) {
+    frame.classList.toggle("selecting", on);
+    if (toggle) {
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+      toggle.textContent = on ? "Cancel" : "Select an area";
+    }
+    if (hint) { hint.innerHTML = on ? "Drag across the photo around the thing you want." : hintText; }
+  }
+  if (toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      setSelecting(!frame.classList.contains("selecting"));
+    });
+  }
+
+  // The whole-look items light up their object's dot (and the other way round).
+  function light(index, on) {
+    document.querySelectorAll('[data-index="' + index + '"], .look-item[data-object="' + index + '"]')
+      .forEach(function (el) { el.classList.toggle("lit", on); });
+  }
+  document.querySelectorAll(".look-item, a.dot").forEach(function (el) {
+    var index = el.dataset.object !== undefined ? el.dataset.object : el.dataset.index;
+    el.addEventListener("pointerenter", function () { light(index, true); });
+    el.addEventListener("pointerleave", function () { light(index, false); });
+  });
 
   function point(ev) {
     var r = frame.getBoundingClientRect();
@@ -25,6 +55,7 @@
 
   frame.addEventListener("pointerdown", function (ev) {
     if (ev.button !== 0 || ev.target.closest(".dot")) { return; }
+    if (ev.pointerType !== "mouse" && !frame.classList.contains("selecting")) { return; }
     start = point(ev);
     frame.setPointerCapture(ev.pointerId);
     rect.hidden = false;
@@ -58,4 +89,7 @@
   }
   frame.addEventListener("pointerup", finish);
   frame.addEventListener("pointercancel", function () { start = null; rect.hidden = true; });
+  frame.addEventListener("pointerover", function (ev) {
+    if (ev.pointerType === "mouse") { frame.classList.add("mouse"); }
+  });
 })();
