@@ -206,7 +206,7 @@ def test_fitted_ikea_catalog_finds_a_lamp_or_rug_in_a_held_out_room(ikea_root, y
         backbone="hvf", data_root=ikea_root.parent, detector_weights=str(yolo_weights), threads=1
     )
     stl = ShopTheLook(folder, settings)
-    assert stl.describe()["detector"] == "taught" and stl.detector_note is None
+    assert stl.describe()["detector"] == "taught-complement" and stl.detector_note is None
     taxonomy = load_taxonomy()
     products = load_products("ikea", data_root=ikea_root.parent)
     category = dict(zip(products["product_id"], taxonomy.categorize_table(products)))
@@ -244,3 +244,43 @@ def test_a_detector_fitted_for_another_catalog_is_refused():
         check_against_catalog(fitted, catalog("hvf", ["lamp"]), "no-such-weights")
     with pytest.raises(CatalogError, match="new: rug.*refit"):
         check_against_catalog(fitted, catalog("yolo", ["lamp", "rug"]), "no-such-weights")
+
+
+def test_complement_keeps_coco_objects_and_adds_only_unseen_categories():
+    from catalog.taught.detector import ComplementDetector
+    from shopthelook.core.types import Box, Detection
+
+    def det(category, score, searched):
+        return Detection(Box(0, 0, 10, 10), category, score, category, searched)
+
+    class Fixed:
+        def __init__(self, found, max_objects=3):
+            self.found, self.max_objects = found, max_objects
+
+        def detect(self, image):
+            return list(self.found)
+
+        def name_region(self, image, box):
+            return det("lamp", 0.9, ("lamp",))
+
+    coco = Fixed([det("chair", 0.9, ("chair", "armchair"))])
+    taught = Fixed(
+        [
+            det("armchair", 0.8, ("armchair",)),  # already searched by the COCO chair
+            det("lamp", 0.6, ("lamp",)),
+            det("rug", 0.5, ("rug",)),
+            det("storage", 0.4, ("storage",)),  # over max_objects
+        ]
+    )
+    found = ComplementDetector(coco, taught).detect(None)
+    assert [d.category for d in found] == ["chair", "lamp", "rug"]
+    assert ComplementDetector(coco, taught).name_region(None, Box(0, 0, 5, 5)).category == "lamp"
+
+
+def test_taught_mode_is_checked():
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.errors import ConfigError
+
+    assert load_settings(taught_mode="complement").taught_mode == "complement"
+    with pytest.raises(ConfigError, match="taught_mode"):
+        load_settings(taught_mode="union")

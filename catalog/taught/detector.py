@@ -189,5 +189,36 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
 
 
 def load_catalog_detector(catalog, settings, taxonomy):
-    """The catalog's own fitted detector, checked against it (CatalogError: refit)."""
-    return load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)
+    """The catalog's own fitted detector, checked against it (CatalogError: refit); with
+    ``taught_mode = "complement"`` it only adds what the COCO detector cannot see."""
+    taught = load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)
+    if settings.taught_mode != "complement":
+        return taught
+    from detector import create_detector
+
+    return ComplementDetector(create_detector(settings, taxonomy, kind="yolo"), taught)
+
+
+class ComplementDetector(Detector):
+    """The COCO detector's objects, plus taught objects of the categories none of them
+    searches (lamps, rugs, storage...): COCO's tight boxes stay where it has a label."""
+
+    name = "taught-complement"
+
+    def __init__(self, base: Detector, taught: TaughtDetector) -> None:
+        self.base, self.taught = base, taught
+        self.max_objects = taught.max_objects
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        found = self.base.detect(image)[: self.max_objects]
+        covered = {c for d in found for c in (d.search_categories or (d.category,))}
+        for extra in self.taught.detect(image):
+            if len(found) >= self.max_objects:
+                break
+            if extra.category not in covered:
+                covered.update(extra.search_categories)
+                found.append(extra)
+        return found
+
+    def name_region(self, image: Image.Image, box: Box) -> Detection | None:
+        return self.taught.name_region(image, box)
