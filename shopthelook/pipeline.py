@@ -99,7 +99,8 @@ class ShopTheLook:
         kind, note = self.settings.detector, None
         if kind in ("auto", "taught") and not self.settings.taught_detector:
             path = self.catalog.path
-            if has_detector(path):
+            fitted = has_detector(path)
+            if fitted:
                 try:
                     return load_catalog_detector(self.catalog, self.settings, self.taxonomy), None
                 except CatalogError as exc:
@@ -117,7 +118,7 @@ class ShopTheLook:
                     f"catalog {path} has no fitted detector: objects are named by the COCO label "
                     f"mapping (fit one: shopthelook catalog fit-detector --catalog {path})"
                 )
-            (log.warning if has_detector(path) else log.info)(note)
+            (log.warning if fitted else log.info)(note)
             kind = "yolo"
         return create_detector(self.settings, self.taxonomy, kind=kind), note
 
