@@ -118,8 +118,17 @@ class ShopTheLook:
                     f"catalog {path} has no fitted detector: objects are named by the COCO label "
                     f"mapping (fit one: shopthelook catalog fit-detector --catalog {path})"
                 )
-            (log.warning if fitted else log.info)(note)
             kind = "yolo"
+            # a fashion catalog's garment model: persons become the garments they wear
+            from catalog.taught.garment_files import has_garments, with_garments
+
+            if not fitted and has_garments(path):
+                base = create_detector(self.settings, self.taxonomy, kind=kind)
+                found, note = with_garments(base, self.catalog, self.settings)
+                if note:
+                    log.warning(note)
+                return found, note
+            (log.warning if fitted else log.info)(note)
         return create_detector(self.settings, self.taxonomy, kind=kind), note
 
     def _embedder_for_catalog(self):

@@ -64,11 +64,41 @@ def background_scenes(args, settings) -> list[str]:
     return [images[s] for s in train]
 
 
+def fit_garments_and_save(catalog) -> str:
+    """A fashion catalog's garment model (from its own product embeddings), published."""
+    from catalog.taught.garment_files import fit_garments, save_garments
+
+    fitted = fit_garments(catalog)
+    save_garments(catalog.path, fitted)
+    m = fitted.manifest
+    return (
+        f"garments: {len(m['worn_categories'])} worn categories "
+        f"({', '.join(m['worn_categories'])}) learned from {m['training']['photos']} product "
+        f"photos of {len(m['catalog_categories'])} categories, {m['fit_seconds']} s; a detected "
+        "person becomes the garments it wears"
+    )
+
+
+def _has_scenes(args) -> bool:
+    from shopthelook.core.datasets import DATASETS
+
+    dataset = getattr(args, "dataset", None)
+    spec = DATASETS.get(dataset) if dataset else None
+    return bool(getattr(args, "fit_scenes_source", None)) or (spec is not None and spec.scenes)
+
+
 def fit_and_save(catalog, args, settings) -> str:
     """Fit the catalog's detector, publish it inside the catalog; a one-line summary."""
     from catalog.taught import FitSettings, fit_detector, save_into_catalog
+    from catalog.taught.garment_files import has_garment_categories
     from shopthelook.core.taxonomy import load_taxonomy
 
+    garments = None
+    if has_garment_categories(catalog):  # fashion: fitted from the catalog's photos alone
+        garments = fit_garments_and_save(catalog)
+        if not _has_scenes(args):
+            return garments
+        catalog = type(catalog).load(catalog.path)
     backgrounds = background_scenes(args, settings)
     fit = FitSettings(scenes=args.fit_scenes or settings.taught_scenes, design=args.design)
     fitted, _, notes = fit_detector(
@@ -87,7 +117,7 @@ def fit_and_save(catalog, args, settings) -> str:
         f"on {m['backgrounds']} training scene(s), {m['fit_seconds']} s"
     ]
     lines += [f"  note: {n}" for n in notes]
-    return "\n".join(lines)
+    return "\n".join(([garments] if garments else []) + lines)
 
 
 def fit_after_build(catalog, args, settings) -> None:
