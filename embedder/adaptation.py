@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -203,3 +203,78 @@ def crop_recall(
     if not hits:
         raise DatasetError("crop_recall: no crop has a product category in the catalog")
     return float(np.mean(hits))
+
+
+@dataclass
+class SceneObjects:
+    """A scene's searched objects: backbone vectors of their crops and what each searches."""
+
+    scene_id: str
+    #: [n, d] backbone vectors of the objects' crops (detector objects only, best first)
+    vectors: np.ndarray
+    #: per object: its search categories, or (category,), or () for "every category"
+    categories: list[tuple[str, ...]]
+
+
+@dataclass
+class VectorLookRecall:
+    ks: tuple[int, ...]
+    pairs: int = 0
+    covered: int = 0
+    hits: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        n, c = max(1, self.pairs), max(1, self.covered)
+        return {
+            "pairs": self.pairs,
+            "covered_pairs": self.covered,
+            "all": {str(k): round(self.hits.get(k, 0) / n, 4) for k in self.ks},
+            "covered": {str(k): round(self.hits.get(k, 0) / c, 4) for k in self.ks},
+        }
+
+
+def vector_look_recall(
+    scenes: Sequence[SceneObjects],
+    products_of: dict[str, Sequence[str]],
+    product_ids: Sequence[str],
+    product_categories: Sequence[str],
+    product_vectors: np.ndarray,
+    transform=None,
+    ks: Sequence[int] = (1, 5, 10, 20),
+) -> VectorLookRecall:
+    """look-recall@K from cached object vectors, by the rules of ``evaluate_looks``.
+
+    Each object searches its categories that the catalog has (all when none), merged by
+    score; a pair is covered when an object searches its category and a hit at K when its
+    product is in the top-K of one of those objects. ``product_vectors`` are in the search
+    space already; ``transform`` (a head's) maps the object vectors into it. Products of
+    ``products_of`` that are not among ``product_ids`` are skipped.
+    """
+    ks = tuple(sorted(ks))
+    pids = np.asarray([str(p) for p in product_ids])
+    pcats = np.asarray([str(c) for c in product_categories])
+    category_of = dict(zip(pids.tolist(), pcats.tolist(), strict=True))
+    rows_of = {c: np.flatnonzero(pcats == c) for c in np.unique(pcats)}
+    everything = np.arange(len(pids))
+    out = VectorLookRecall(ks)
+    for scene in scenes:
+        vectors = np.asarray(scene.vectors, dtype=np.float32).reshape(-1, product_vectors.shape[1])
+        if transform is not None and len(vectors):
+            vectors = transform(vectors)
+        lists = []
+        for vec, cats in zip(vectors, scene.categories, strict=True):
+            known = [c for c in cats if c in rows_of]
+            rows = np.concatenate([rows_of[c] for c in known]) if known else everything
+            scores = product_vectors[rows] @ vec
+            top = rows[np.argsort(-scores, kind="stable")[: ks[-1]]]
+            lists.append((pids[top].tolist(), set(cats) if cats else set(rows_of)))
+        for pid in products_of.get(scene.scene_id, ()):
+            cat = category_of.get(str(pid))
+            if cat is None:
+                continue
+            reach = [ranked for ranked, cats in lists if cat in cats]
+            out.pairs += 1
+            out.covered += bool(reach)
+            for k in ks:
+                out.hits[k] = out.hits.get(k, 0) + any(str(pid) in r[:k] for r in reach)
+    return out

@@ -96,3 +96,121 @@ def test_pair_groups_and_crop_recall_brute_force():
         best = max(members, key=lambda i: float(pv[i] @ vec))
         expected.append(ids[best] == pid)
     assert got == pytest.approx(np.mean(expected)) == 0.5
+
+
+# -- synthetic-scene pairs (catalog.adaptation_pairs) and look-recall from vectors ---------
+
+COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
+
+
+def _product_photos(tmp_path):
+    """A coloured block on studio white per product, one photo of a room (no plain border)
+    and one "other" product; the product table the cut-outs are made from."""
+    rows = []
+    for name, colour in COLOURS.items():
+        img = Image.new("RGB", (120, 100), (255, 255, 255))
+        img.paste(colour, (30, 20, 90, 80))
+        img.save(tmp_path / f"{name}.png")
+        rows.append((name, str(tmp_path / f"{name}.png"), "chair" if name != "blue" else "lamp"))
+    noise = np.random.default_rng(7).integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "room.png")  # no plain border: no cut-out
+    rows.append(("room-shot", str(tmp_path / "room.png"), "lamp"))
+    rows.append(("misc", str(tmp_path / "red.png"), "other"))
+    return pd.DataFrame(rows, columns=["product_id", "image", "category"])
+
+
+def _still_rules(scenes, per_scene):
+    from catalog.adaptation_pairs import SyntheticPairRules
+    from catalog.taught.cutout import PasteJitter
+    from catalog.taught.scenes import SceneRules
+
+    still = PasteJitter(brightness=0, contrast=0, colour=0, blur=0, shear=0, feather=0)
+    scene = SceneRules(scene_size=200, min_products=per_scene, max_products=per_scene,
+                       min_area=0.02, max_area=0.1, jitter=still)  # fmt: skip
+    return SyntheticPairRules(scenes=scenes, cutout_size=64, seed=3, scene=scene)
+
+
+def test_product_cutouts_skip_photos_without_plain_background_and_other(tmp_path):
+    from catalog.adaptation_pairs import product_cutouts
+
+    cutouts, skipped = product_cutouts(_product_photos(tmp_path), size=64)
+    assert sorted(c.product_id for c in cutouts) == ["blue", "green", "red"]
+    assert skipped == {"lamp": 1}
+    assert {c.product_id: c.category for c in cutouts}["blue"] == "lamp"
+    only, _ = product_cutouts(_product_photos(tmp_path), categories=["other"], size=64)
+    assert [c.product_id for c in only] == ["misc"]
+
+
+def test_product_order_pastes_every_product_about_equally_often(tmp_path):
+    from catalog.adaptation_pairs import product_cutouts, product_order
+
+    cutouts, _ = product_cutouts(_product_photos(tmp_path), size=64)
+    order = product_order(cutouts, 10, np.random.default_rng(0))
+    counts = pd.Series([c.product_id for c in order]).value_counts()
+    assert len(order) == 10 and set(counts.index) == {"red", "green", "blue"}
+    assert counts.max() - counts.min() <= 1
+
+
+def test_synthetic_pair_crop_is_the_pasted_product_inside_the_scene(tmp_path):
+    from catalog.adaptation_pairs import product_cutouts, synthetic_pairs
+
+    cutouts, _ = product_cutouts(_product_photos(tmp_path), size=64)
+    backgrounds = [Image.new("RGB", (300, 200), (128, 128, 128))]
+    scenes = list(synthetic_pairs(backgrounds, cutouts, _still_rules(12, 1)))
+    assert len(scenes) == 12 and all(len(s) == 1 for s in scenes)
+    seen = set()
+    for (pair,) in scenes:
+        b = pair.box
+        assert 0 <= b.x1 < b.x2 <= 200 and 0 <= b.y1 < b.y2 <= 134  # 300x200 -> 200x134
+        # margin 0: the crop is the box; alone in the scene it is the product's colour
+        assert pair.crop.size == (round(b.width), round(b.height))
+        a = np.asarray(pair.crop, dtype=np.int16)
+        share = np.mean(np.abs(a - COLOURS[pair.product_id]).max(axis=2) < 30)
+        assert share > 0.9, (pair.product_id, share)
+        assert pair.category == ("lamp" if pair.product_id == "blue" else "chair")
+        seen.add(pair.product_id)
+    assert seen == {"red", "green", "blue"}
+
+
+def test_synthetic_pairs_with_occlusion_carry_visible_products_and_need_backgrounds(tmp_path):
+    from catalog.adaptation_pairs import product_cutouts, synthetic_pairs
+
+    cutouts, _ = product_cutouts(_product_photos(tmp_path), size=64)
+    backgrounds = [Image.new("RGB", (200, 200), (128, 128, 128))]
+    scenes = list(synthetic_pairs(backgrounds, cutouts, _still_rules(8, 3)))
+    pairs = [p for s in scenes for p in s]
+    assert len(pairs) >= 8 and all(len(s) <= 3 for s in scenes)
+    for p in pairs:
+        a = np.asarray(p.crop, dtype=np.int16)
+        # the product is visible in its own box (at least min_visible of it)
+        assert np.mean(np.abs(a - COLOURS[p.product_id]).max(axis=2) < 30) > 0.2
+        assert p.scene_index in range(8)
+    with pytest.raises(DatasetError, match="background"):
+        next(synthetic_pairs([], cutouts, _still_rules(1, 1)))
+
+
+def test_vector_look_recall_follows_the_evaluation_rules():
+    from embedder.adaptation import SceneObjects, vector_look_recall
+
+    ids = ["c0", "c1", "c2", "l0", "l1"]
+    cats = ["chair", "chair", "chair", "lamp", "lamp"]
+    pv = np.eye(5, dtype=np.float32)
+    near = lambda i, j: pv[i] * 0.8 + pv[j] * 0.6  # noqa: E731  (first i, then j)
+    scenes = [
+        # r0: one chair object nearest c1 then c0; its lamp pair l0 is not covered
+        SceneObjects("r0", near(1, 0)[None], [("chair",)]),
+        # r1: an object searching everything (no category): reaches the lamps too
+        SceneObjects("r1", near(4, 3)[None], [()]),
+        # r2: no objects at all
+        SceneObjects("r2", np.zeros((0, 5), np.float32), []),
+    ]
+    products_of = {"r0": ["c0", "l0", "unknown"], "r1": ["l0"], "r2": ["c2"]}
+    r = vector_look_recall(scenes, products_of, ids, cats, pv, ks=(1, 2))
+    # pairs: c0 (covered, rank 2), l0 (not covered), l0 in r1 (covered, rank 2), c2 (not)
+    assert (r.pairs, r.covered) == (4, 2)
+    assert r.hits == {1: 0, 2: 2}
+    d = r.as_dict()
+    assert d["covered"] == {"1": 0.0, "2": 1.0} and d["all"]["2"] == 0.5
+    # a transform moves the object vectors: swapping coordinates 0 and 1 puts c0 first
+    swap = lambda v: v[:, [1, 0, 2, 3, 4]]  # noqa: E731
+    assert vector_look_recall(scenes, products_of, ids, cats, pv, swap, ks=(1,)).hits[1] == 1
