@@ -20,19 +20,16 @@ def _thumb(path: str | None, ok: bool) -> Image.Image:
     return tile
 
 
-def draw_sets(catalog, rooms, truth, models, fold_a, fold_b, report, out: Path, n: int) -> None:
+def draw_sets(catalog, rooms, truth, runs, out: Path, n: int, tag: str) -> None:
+    """``runs``: (variant, test rooms, chooser, weight, prior) per scored fold."""
     from eval_whole_look import as_result
-
-    from shopthelook.whole_look import WholeLookChooser, WholeLookSettings
 
     images = dict(zip(catalog.products["product_id"], catalog.products["image"]))
     done = 0
-    for fold, test in enumerate((fold_a, fold_b)):
-        weight = report["folds"][fold]["coherence"]["weight"]
-        chooser = WholeLookChooser(catalog, models[fold], WholeLookSettings())
+    for _, test, chooser, weight, prior in runs:
         for room in test:
             result = as_result(rooms[room])
-            look = chooser.choose(result, weight=weight)
+            look = chooser.choose(result, weight=weight, prior=prior)
             top1 = [result.objects[p.object].products[0].product_id for p in look.products]
             chosen = look.product_ids()
             if len(chosen) < 3 or chosen == top1 or done >= n:
@@ -50,5 +47,5 @@ def draw_sets(catalog, rooms, truth, models, fold_a, fold_b, report, out: Path, 
             for k, (a, b) in enumerate(zip(top1, chosen)):
                 canvas.paste(_thumb(images.get(a), a in gt), (x0 + k * THUMB, 12))
                 canvas.paste(_thumb(images.get(b), b in gt), (x0 + k * THUMB, THUMB + 32))
-            canvas.save(out / f"set-{done}-{room[:40]}.png")
+            canvas.save(out / f"set-{tag}-{done}-{room[:40]}.png")
             done += 1

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from embedder.same import SameHead
+from ranker.coherence_pairs import cross_features, fit_pairwise, series_of
+from ranker.cooccurrence import Cooccurrence
 from shopthelook.core.errors import ConfigError, DatasetError, HeadError
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,11 @@ class CoherenceModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: product-table fields whose equality is a feature ("series" = the name's first word)
     fields: tuple[str, ...] = ()
-    #: logistic-regression weights: "bias", "head_cos", "visual_cos", "same:<field>"
+    #: logistic-regression weights: "bias", "head_cos", "visual_cos", "same:<field>",
+    #: "cooc:product", "cooc:series"
     coef: dict[str, float] = field(default_factory=dict)
+    #: products and pairs counted over the training groups (None: no co-occurrence features)
+    cooccurrence: Cooccurrence | None = None
 
     @property
     def model_id(self) -> str:
@@ -61,28 +66,40 @@ class CoherenceModel:
         z = self.space(vectors)
         return z @ z.T
 
-    def pair_logits(self, catalog, product_ids: Sequence[str]) -> np.ndarray:
+    def pair_logits(self, catalog, product_ids: Sequence[str], exclude: str | None = None):
         """Log-odds that each pair of products is found together (the learned pairwise
-        model: SAME-head cosine, visual cosine and equal product fields); the SAME-head
-        cosine alone when no pairwise weights were learned."""
-        x = catalog.embeddings(list(product_ids))
-        head_cos = self.pairwise(x)
+        model: SAME-head cosine, visual cosine, equal product fields, co-occurrence counts
+        without group ``exclude``); the SAME-head cosine alone without pairwise weights."""
+        return self.cross_logits(catalog, product_ids, product_ids, exclude)
+
+    def cross_logits(self, catalog, rows, cols, exclude: str | None = None) -> np.ndarray:
+        """:meth:`pair_logits` of each row product with each column product."""
         if not self.coef:
-            return head_cos
-        out = self.coef.get("bias", 0.0) + self.coef.get("head_cos", 0.0) * head_cos
-        out = out + self.coef.get("visual_cos", 0.0) * (x @ x.T)
-        table = attribute_table(catalog, self.fields)
-        for f in self.fields:
-            w = self.coef.get(f"same:{f}", 0.0)
-            if w:
-                values = np.asarray([table[f].get(str(p), "") for p in product_ids], dtype=object)
-                out = out + w * ((values[:, None] == values[None, :]) & (values[:, None] != ""))
+            xr, xc = catalog.embeddings(list(rows)), catalog.embeddings(list(cols))
+            return self.space(xr) @ self.space(xc).T
+        feats = cross_features(self, catalog, rows, cols, exclude)
+        out = np.full((len(rows), len(cols)), self.coef.get("bias", 0.0))
+        for name, w in self.coef.items():
+            if name != "bias" and w and name in feats:
+                out = out + w * feats[name]
         return out
+
+    def prior(self, product_ids: Sequence[str], exclude: str | None = None) -> np.ndarray:
+        """log(1 + training groups that contain each product); zeros without counts."""
+        if self.cooccurrence is None:
+            return np.zeros(len(product_ids))
+        return self.cooccurrence.prior([str(p) for p in product_ids], exclude)
 
     @property
     def weight(self) -> float | None:
         """The whole-look weight chosen for this model (``coherence train --weight``)."""
         w = self.metrics.get("whole_look_weight")
+        return None if w is None else float(w)
+
+    @property
+    def prior_weight(self) -> float | None:
+        """The weight of the popularity prior chosen for this model (None: not used)."""
+        w = self.metrics.get("whole_look_prior")
         return None if w is None else float(w)
 
     def held_out_groups(self) -> set[str]:
@@ -111,6 +128,8 @@ class CoherenceModel:
             "fields": list(self.fields),
             "coef": self.coef,
         }
+        if self.cooccurrence is not None:
+            self.cooccurrence.save(out)
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         return out
 
@@ -158,118 +177,11 @@ def load_coherence(folder: str | Path, catalog=None) -> CoherenceModel:
         metrics=dict(meta.get("metrics") or {}),
         fields=tuple(str(f) for f in meta.get("fields") or ()),
         coef={str(k): float(v) for k, v in (meta.get("coef") or {}).items()},
+        cooccurrence=Cooccurrence.load(folder),
     )
     if catalog is not None:
         model.check_catalog(catalog, where=str(folder))
     return model
-
-
-# -- product fields -------------------------------------------------------------------------
-
-#: never features: ids, paths, free text, the category (the pools are per category anyway)
-_NOT_FIELDS = {"product_id", "image", "name", "category", "row_id", "description", "url"}
-_ATTRIBUTES: dict[tuple[int, tuple[str, ...]], dict[str, dict[str, str]]] = {}
-
-
-def candidate_fields(products: pd.DataFrame) -> tuple[str, ...]:
-    """Text fields that describe a product's look and repeat across products (a colour, a
-    collection): between 2 and n/3 distinct values and short; plus "series", the first word
-    of the name (IKEA's collection: HEMNES, MALM)."""
-    fields = []
-    n = len(products)
-    for col in products.columns:
-        if col in _NOT_FIELDS or col.endswith(("_id", "_no", "_code")) or col.startswith("_"):
-            continue
-        values = products[col]
-        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
-            continue
-        text = values.dropna().astype(str)
-        if text.empty or text.str.len().mean() > 40:
-            continue
-        distinct = text.nunique()
-        if 2 <= distinct <= max(2, n // 3):
-            fields.append(str(col))
-    if "name" in products.columns:
-        fields.append("series")
-    return tuple(fields)
-
-
-def attribute_table(catalog, fields: Sequence[str]) -> dict[str, dict[str, str]]:
-    """field -> product id -> normalised value ("" when missing), cached per catalog."""
-    key = (id(catalog), tuple(fields))
-    cached = _ATTRIBUTES.get(key)
-    if cached is not None:
-        return cached
-    products = catalog.products
-    ids = products["product_id"].astype(str)
-    table: dict[str, dict[str, str]] = {}
-    for f in fields:
-        if f == "series":
-            values = products["name"].fillna("").astype(str).str.split().str[0].fillna("")
-        elif f in products.columns:
-            values = products[f].fillna("").astype(str)
-        else:
-            values = pd.Series([""] * len(products))
-        table[f] = dict(zip(ids, values.str.strip().str.lower()))
-    _ATTRIBUTES.clear() if len(_ATTRIBUTES) > 8 else None
-    _ATTRIBUTES[key] = table
-    return table
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 25) -> np.ndarray:
-    """Weights (bias first) of an L2-regularised logistic regression, by Newton steps."""
-    x = np.hstack([np.ones((len(x), 1)), x])
-    w = np.zeros(x.shape[1])
-    reg = np.full(x.shape[1], l2)
-    reg[0] = 0.0
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
-        grad = x.T @ (p - y) + reg * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return w
-
-
-def fit_pairwise(model: CoherenceModel, catalog, table: pd.DataFrame, seed: int = 0) -> dict:
-    """Learn how SAME-head cosine, visual cosine and equal fields predict "found together":
-    positives are pairs of products of one group; each negative swaps the second product
-    for a random product of the same category (as the whole look's candidates are)."""
-    rng = np.random.default_rng(seed)
-    products = catalog.products
-    by_category = products.groupby("category")["product_id"].apply(lambda s: s.astype(str).tolist())
-    category = dict(zip(products["product_id"].astype(str), products["category"]))
-    pos = []
-    for _, members in table.groupby("group")["item_id"]:
-        m = sorted(set(members.astype(str)))
-        pos += [(a, b) for i, a in enumerate(m) for b in m[i + 1 :]]
-    if not pos:
-        raise DatasetError("no group has two catalog products: nothing to learn pairs from")
-    if len(pos) > 20000:
-        pos = [pos[i] for i in rng.choice(len(pos), 20000, replace=False)]
-    neg = []
-    for a, b in pos:
-        pool = by_category[category[b]]
-        neg.append((a, pool[int(rng.integers(len(pool)))]))
-    pairs = pos + neg
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    fields = candidate_fields(products)
-    attrs = attribute_table(catalog, fields)
-    xa = catalog.embeddings([a for a, _ in pairs])
-    xb = catalog.embeddings([b for _, b in pairs])
-    za, zb = model.space(xa), model.space(xb)
-    cols = {"head_cos": (za * zb).sum(1), "visual_cos": (xa * xb).sum(1)}
-    for f in fields:
-        va = np.array([attrs[f].get(a, "") for a, _ in pairs], dtype=object)
-        vb = np.array([attrs[f].get(b, "") for _, b in pairs], dtype=object)
-        cols[f"same:{f}"] = ((va == vb) & (va != "")).astype(float)
-    names = list(cols)
-    w = _logistic(np.column_stack([cols[n] for n in names]), y)
-    model.fields = fields
-    model.coef = {"bias": float(w[0]), **{n: float(v) for n, v in zip(names, w[1:])}}
-    return model.coef
 
 
 # -- training -------------------------------------------------------------------------------
@@ -328,9 +240,14 @@ def train_coherence(
     config=None,
     show_progress: bool = False,
     pairwise: bool = True,
+    cooccurrence: bool = True,
+    drop: Sequence[str] = (),
 ) -> CoherenceModel:
     """Train a SAME head on the catalog vectors of ``train_groups``; ``val_groups`` drive
-    early stopping (HitRate@10) and ``test_groups`` are only recorded as never seen."""
+    early stopping (HitRate@10) and the pairwise weights, ``test_groups`` are only recorded
+    as never seen. With ``cooccurrence`` the products of the train and validation groups
+    are counted (each validation pair is fitted without its own group's counts). Pairwise
+    features named in ``drop`` get no weight."""
     from embedder.train_same import TrainConfig, train_same
 
     table = catalog_groups(catalog, groups)
@@ -382,8 +299,11 @@ def train_coherence(
         },
         metrics=metrics,
     )
+    if cooccurrence:
+        model.cooccurrence = Cooccurrence.from_table(pd.concat([tr, va]), series_of(catalog))
     if pairwise:
         # on groups the head never trained on, else its cosine looks better than it is
-        fit_pairwise(model, catalog, va if va["group"].nunique() >= 2 else tr, seed=cfg.seed)
+        fit_on = va if va["group"].nunique() >= 2 else tr
+        fit_pairwise(model, catalog, fit_on, seed=cfg.seed, drop=drop)
         log.info("pairwise weights: %s", model.coef)
     return model

@@ -3,9 +3,11 @@
 Each object of a :class:`LookResult` brings its own ranked products. The whole look picks one
 of each object's top ``candidates`` so that the set scores best on
 
-    F = sum_i visual_i  +  weight * 2 / (n - 1) * sum_{i<j} (coherence_ij - c0)
+    F = sum_i (visual_i + prior * log(1 + rooms_i))  +  weight * 2 / (n - 1) * sum_{i<j} (coherence_ij - c0)
 
-where ``visual_i`` is the product's score for its own object, ``coherence_ij`` the learned
+where ``visual_i`` is the product's score for its own object (``calibration`` "z": standardised
+over the object's candidates), ``rooms_i`` the training groups the product was found in (the
+coherence model's co-occurrence counts; ``prior`` 0 leaves it out), ``coherence_ij`` the learned
 style coherence of two chosen products (``ranker.coherence``) and ``c0`` the mean coherence
 of all candidate pairs of different objects (so the term rewards pairs that go together
 better than usual, and a product chosen twice — two identical chairs — is neutral). A beam
@@ -34,6 +36,7 @@ NO_MODEL = (
     "train one with 'shopthelook coherence train' and pass --coherence DIR"
 )
 ONE_OBJECT = "only one object was found, so the whole look is its best match"
+CALIBRATIONS = ("raw", "z")
 NO_OBJECT = (
     "no object was found in this photo, so there is no look to put together; "
     "select an area of the photo to shop a single thing"
@@ -50,10 +53,21 @@ class WholeLookSettings:
     beam: int = 16
     #: the search stops improving after this long and returns the best set so far
     time_budget_s: float = 0.25
+    #: weight of the popularity prior, log(1 + training rooms with the product)
+    prior: float = 0.0
+    #: "raw" visual scores, or "z": standardised over each object's candidates
+    calibration: str = "raw"
 
     def __post_init__(self) -> None:
-        if not (self.weight >= 0 and np.isfinite(self.weight)):
-            raise ConfigError(f"whole-look weight {self.weight}: give a number >= 0")
+        for name in ("weight", "prior"):
+            value = getattr(self, name)
+            if not (value >= 0 and np.isfinite(value)):
+                raise ConfigError(f"whole-look {name} {value}: give a number >= 0")
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(
+                f"whole-look calibration {self.calibration!r}: choose one of "
+                + ", ".join(CALIBRATIONS)
+            )
         if self.candidates < 1 or self.beam < 1 or self.time_budget_s <= 0:
             raise ConfigError("whole-look candidates, beam and time budget must be positive")
 
@@ -118,6 +132,11 @@ def chooser_for(catalog, coherence: str | None, **settings) -> WholeLookChooser:
         model = load_coherence(coherence, catalog)
         if "weight" not in settings and model.weight is not None:
             settings["weight"] = model.weight
+        if "prior" not in settings and model.prior_weight is not None:
+            settings["prior"] = model.prior_weight
+        for name in ("calibration", "candidates"):
+            if name not in settings and model.metrics.get(f"whole_look_{name}") is not None:
+                settings[name] = model.metrics[f"whole_look_{name}"]
     return WholeLookChooser(catalog, model, WholeLookSettings(**settings))
 
 
@@ -131,7 +150,17 @@ class WholeLookChooser:
         self.coherence = coherence
         self.settings = settings or WholeLookSettings()
 
-    def choose(self, result: LookResult, *, weight: float | None = None) -> WholeLook:
+    def choose(
+        self,
+        result: LookResult,
+        *,
+        weight: float | None = None,
+        prior: float | None = None,
+        exclude: str | None = None,
+    ) -> WholeLook:
+        """The whole look of ``result``; ``weight`` and ``prior`` override the settings,
+        ``exclude`` names a training group whose co-occurrence counts are left out (for
+        tuning on the model's own groups)."""
         start = time.perf_counter()
         eligible = [
             i for i, o in enumerate(result.objects) if o.detection.source != "scene" and o.products
@@ -148,15 +177,24 @@ class WholeLookChooser:
         w = self.settings.weight if weight is None else float(weight)
         ids = sorted({h.product_id for hits in candidates for h in hits})
         where = {pid: n for n, pid in enumerate(ids)}
-        sims = self.coherence.pair_logits(self.catalog, ids)
+        sims = self.coherence.pair_logits(self.catalog, ids, exclude=exclude)
         index = [np.array([where[h.product_id] for h in hits]) for hits in candidates]
-        visual = [np.array([float(h.score) for h in hits]) for hits in candidates]
+        visual = [self._calibrate(np.array([float(h.score) for h in hits])) for hits in candidates]
+        beta = self.settings.prior if prior is None else float(prior)
+        if beta:
+            logp = self.coherence.prior(ids, exclude)
+            visual = [v + beta * logp[ix] for v, ix in zip(visual, index)]
         problem = _Problem(visual, index, sims, w)
         choice = problem.solve(self.settings.beam, start + self.settings.time_budget_s)
         look = self._look(eligible, candidates, choice, problem, sims)
         look.method = "coherence"
         look.seconds = time.perf_counter() - start
         return look
+
+    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+        if self.settings.calibration == "z" and len(scores) > 1:
+            return (scores - scores.mean()) / (scores.std() + 1e-6)
+        return scores
 
     def _look(self, eligible, candidates, choice, problem, sims) -> WholeLook:
         items = []

@@ -37,6 +37,18 @@ def register(sub) -> None:
         default=DEFAULT_WEIGHT,
         help=f"how much coherence counts against visual match (default {DEFAULT_WEIGHT})",
     )
+    t.add_argument(
+        "--prior",
+        type=float,
+        default=0.0,
+        help="weight of the popularity prior, log(1 + training rooms with the product), "
+        "in the whole look (default 0: measured no better than noise)",
+    )
+    t.add_argument(
+        "--no-cooccurrence",
+        action="store_true",
+        help="do not count products and series found together in the training groups",
+    )
     t.set_defaults(func=cmd_train)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -48,8 +60,9 @@ def cmd_train(args) -> int:
     from shopthelook.core.errors import ConfigError
     from shopthelook.core.groups import load_groups, split_groups
 
-    if not args.weight >= 0:
-        raise ConfigError(f"--weight {args.weight}: give a number >= 0")
+    for flag, value in (("--weight", args.weight), ("--prior", args.prior)):
+        if not value >= 0:
+            raise ConfigError(f"{flag} {value}: give a number >= 0")
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: give at least 1")
     settings = settings_from_args(args)
@@ -68,8 +81,10 @@ def cmd_train(args) -> int:
         source=str(args.groups),
         config=TrainConfig(dim_out=128, max_epochs=args.epochs, seed=args.seed),
         show_progress=show_progress(args),
+        cooccurrence=not args.no_cooccurrence,
     )
     model.metrics["whole_look_weight"] = args.weight
+    model.metrics["whole_look_prior"] = args.prior
     model.trained_on["split_seed"] = args.seed
     out = model.save(args.out)
     val_m, base = model.metrics.get("val", {}), model.metrics.get("val_backbone", {})
