@@ -94,10 +94,16 @@ class YoloDetector(Detector):
         results = self._predict(upright)
         return [self.detections_from(r, im.size) for r, im in zip(results, upright, strict=True)]
 
-    def detect_with_results(self, image: Image.Image) -> tuple[list[Detection], Any]:
-        """Detections and ultralytics' raw ``Results`` (boxes of every label, for reuse)."""
+    def detect_with_results(
+        self, image: Image.Image, raw_confidence: float | None = None
+    ) -> tuple[list[Detection], Any]:
+        """Detections and ultralytics' raw ``Results`` (boxes of every label, for reuse).
+
+        ``raw_confidence`` below ``confidence`` keeps the fainter boxes in the raw results
+        (region proposals for another stage) without changing the detections: NMS is greedy by
+        score, so a box above ``confidence`` is only ever suppressed by a stronger one."""
         image = _rgb(image)
-        result = self._predict([image])[0]
+        result = self._predict([image], raw_confidence)[0]
         return self.detections_from(result, image.size), result
 
     def detections_from(self, result: Any, size: tuple[int, int]) -> list[Detection]:
@@ -105,10 +111,11 @@ class YoloDetector(Detector):
         boxes = result.boxes
         if boxes is None or len(boxes) == 0:
             return []
+        sure = boxes.conf.cpu().numpy() >= self.confidence
         return to_detections(
-            boxes.xyxy.cpu().numpy().tolist(),
-            boxes.conf.cpu().numpy().tolist(),
-            boxes.cls.cpu().numpy().astype(int).tolist(),
+            boxes.xyxy.cpu().numpy()[sure].tolist(),
+            boxes.conf.cpu().numpy()[sure].tolist(),
+            boxes.cls.cpu().numpy().astype(int)[sure].tolist(),
             labels=self.labels,
             size=size,
             taxonomy=self.taxonomy,
@@ -117,15 +124,16 @@ class YoloDetector(Detector):
             max_objects=self.max_objects,
         )
 
-    def _predict(self, images: Sequence[Image.Image]) -> list[Any]:
+    def _predict(self, images: Sequence[Image.Image], confidence: float | None = None) -> list[Any]:
+        faint = confidence is not None and confidence < self.confidence
         with model_lock(self.model):
             try:
                 return self.model.predict(
                     list(images),
-                    conf=self.confidence,
+                    conf=confidence if faint else self.confidence,
                     iou=self.iou,
                     imgsz=self.image_size,
-                    max_det=_RAW_BOXES,
+                    max_det=_RAW_BOXES * 3 if faint else _RAW_BOXES,
                     device=self.device,
                     verbose=False,
                 )

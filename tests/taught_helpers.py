@@ -21,7 +21,9 @@ SCENES = 40
 
 def _code_key() -> str:
     h = hashlib.sha256()
-    files = sorted((REPO / "catalog" / "taught").glob("*.py")) + [REPO / "data" / "taxonomy.toml"]
+    files = sorted((REPO / "catalog" / "taught").glob("*.py")) + [
+        REPO / "data" / "taxonomy.toml",
+    ]
     for f in files + [Path(__file__)]:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]

@@ -276,6 +276,15 @@ def test_complement_keeps_coco_objects_and_adds_only_unseen_categories():
     assert [d.category for d in found] == ["chair", "lamp", "rug"]
     assert ComplementDetector(coco, taught).name_region(None, Box(0, 0, 5, 5)).category == "lamp"
 
+    # with base_per_category=1 a second and third chair wait until every category had a slot
+    chairs = Fixed([det("chair", 0.9 - i / 10, ("chair",)) for i in range(3)], max_objects=4)
+    lamp = Fixed([det("lamp", 0.6, ("lamp",)), det("rug", 0.5, ("rug",))], max_objects=4)
+    capped = ComplementDetector(chairs, lamp, base_per_category=1).detect(None)
+    assert [d.category for d in capped] == ["chair", "lamp", "rug", "chair"]
+    assert capped[3].score == pytest.approx(0.8)
+    uncapped = ComplementDetector(chairs, lamp, base_per_category=0).detect(None)
+    assert [d.category for d in uncapped] == ["chair", "chair", "chair", "lamp"]
+
 
 def test_taught_mode_is_checked():
     from shopthelook.core.config import load_settings

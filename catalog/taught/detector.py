@@ -59,15 +59,20 @@ class TaughtDetector(Detector):
             f"categories, min_score={self.min_score}, max_objects={self.max_objects})"
         )
 
-    def region_probabilities(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    def region_probabilities(
+        self, image: Image.Image, yolo_raw: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Proposal boxes [n, 4] and their class probabilities [n, 1 + categories]."""
-        boxes, conf, columns = self.featurizer.propose(image)
+        boxes, conf, columns = self.featurizer.propose(image, yolo_raw)
         x = self.featurizer.features(image, boxes, conf, columns)
         return boxes, self.classifier.predict_proba(x)
 
-    def detect(self, image: Image.Image) -> list[Detection]:
+    def detect(
+        self, image: Image.Image, yolo_raw: tuple[np.ndarray, ...] | None = None
+    ) -> list[Detection]:
+        """``yolo_raw``: (xyxy, conf, cls) of a YOLO pass already made over this image."""
         image = _rgb(image)
-        boxes, probs = self.region_probabilities(image)
+        boxes, probs = self.region_probabilities(image, yolo_raw)
         return self.select(boxes, probs, image.size)
 
     def select(
@@ -191,12 +196,24 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
 def load_catalog_detector(catalog, settings, taxonomy):
     """The catalog's own fitted detector, checked against it (CatalogError: refit); with
     ``taught_mode = "complement"`` it only adds what the COCO detector cannot see."""
+    from catalog.taught.garment_files import with_garments
+
     taught = load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)
     if settings.taught_mode != "complement":
-        return taught
-    from detector import create_detector
+        found = taught
+    else:
+        from detector import create_detector
 
-    return ComplementDetector(create_detector(settings, taxonomy, kind="yolo"), taught)
+        found = ComplementDetector(
+            create_detector(settings, taxonomy, kind="yolo"),
+            taught,
+            base_per_category=settings.taught_base_per_category,
+        )
+    # a fashion catalog's garment model replaces each person by the garments it wears
+    found, note = with_garments(found, catalog, settings)
+    if note:
+        log.warning(note)
+    return found
 
 
 class ComplementDetector(Detector):
@@ -205,20 +222,52 @@ class ComplementDetector(Detector):
 
     name = "taught-complement"
 
-    def __init__(self, base: Detector, taught: TaughtDetector) -> None:
+    def __init__(self, base: Detector, taught: TaughtDetector, base_per_category: int = 0) -> None:
         self.base, self.taught = base, taught
         self.max_objects = taught.max_objects
+        #: COCO objects of one category before the taught ones (0: all of them)
+        self.base_per_category = int(base_per_category)
 
     def detect(self, image: Image.Image) -> list[Detection]:
-        found = self.base.detect(image)[: self.max_objects]
+        base, raw = self._base_detections(image)
+        first, rest, count = [], [], {}
+        for d in base:
+            count[d.category] = count.get(d.category, 0) + 1
+            limit = self.base_per_category
+            (rest if limit and count[d.category] > limit else first).append(d)
+        found = first[: self.max_objects]
         covered = {c for d in found for c in (d.search_categories or (d.category,))}
-        for extra in self.taught.detect(image):
+        extras = self.taught.detect(image) if raw is None else self.taught.detect(image, raw)
+        for extra in extras:
             if len(found) >= self.max_objects:
                 break
             if extra.category not in covered:
                 covered.update(extra.search_categories)
                 found.append(extra)
-        return found
+        # the second chair, the third plant: after every category has had its chance
+        return found + rest[: self.max_objects - len(found)]
+
+    def _base_detections(self, image: Image.Image):
+        """The COCO detections and, when the base is the YOLO detector over the same model
+        as the proposals, the raw boxes of its one pass at the proposals' low confidence."""
+        featurizer = getattr(self.taught, "featurizer", None)
+        same_pass = (
+            featurizer is not None
+            and featurizer.yolo is not None
+            and getattr(self.base, "model", None) is featurizer.yolo
+            and getattr(self.base, "image_size", None) == featurizer.config.yolo_image_size
+        )
+        if not same_pass:
+            return self.base.detect(image), None
+        image = _rgb(image)
+        found, result = self.base.detect_with_results(
+            image, raw_confidence=featurizer.config.yolo_confidence
+        )
+        boxes = result.boxes
+        if boxes is None:
+            return found, None
+        raw = tuple(t.cpu().numpy() for t in (boxes.xyxy, boxes.conf, boxes.cls))
+        return found, raw
 
     def name_region(self, image: Image.Image, box: Box) -> Detection | None:
         return self.taught.name_region(image, box)

@@ -134,12 +134,18 @@ class RegionFeaturizer:
         self.timings: dict[str, float] = {}
 
     # -- proposals ------------------------------------------------------------------------
-    def propose(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def propose(
+        self, image: Image.Image, yolo_raw: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes [n, 4] (pixels), YOLO confidences [n] and category columns [n] (-1: none,
-        or a fixed window)."""
+        or a fixed window). ``yolo_raw``: (xyxy, conf, cls) of a YOLO pass already made over
+        this image at ``yolo_confidence`` or lower (the complement detector's COCO pass), so
+        the model does not run twice; its boxes get the class-agnostic NMS here."""
         t = time.perf_counter()
         width, height = image.size
-        if self.yolo is None:
+        if yolo_raw is not None and self.yolo is not None:
+            xyxy, conf, columns = self.boxes_from_raw(*yolo_raw)
+        elif self.yolo is None:
             xyxy, conf, columns = np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, int)
         else:
             xyxy, conf, columns = self._yolo_boxes(image)
@@ -153,6 +159,24 @@ class RegionFeaturizer:
         keep = (xyxy[:, 2] - xyxy[:, 0] >= 4) & (xyxy[:, 3] - xyxy[:, 1] >= 4)
         self.timings["propose"] = time.perf_counter() - t
         return xyxy[keep], conf[keep], columns[keep]
+
+    def boxes_from_raw(
+        self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Proposals from YOLO boxes of every class: those at ``yolo_confidence`` or more,
+        class-agnostic NMS at ``yolo_iou``, the best ``yolo_boxes``."""
+        from torchvision.ops import nms
+
+        xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        conf, cls = np.asarray(conf, np.float32), np.asarray(cls).astype(int)
+        sure = conf >= self.config.yolo_confidence
+        xyxy, conf, cls = xyxy[sure], conf[sure], cls[sure]
+        if len(xyxy):
+            keep = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), self.config.yolo_iou)
+            keep = keep[: self.config.yolo_boxes].numpy()
+            xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep]
+        columns = np.array([self._yolo_column.get(int(c), -1) for c in cls], dtype=int)
+        return xyxy, conf.astype(np.float64), columns
 
     def _yolo_boxes(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with model_lock(self.yolo):
