@@ -93,6 +93,10 @@ def browser_page(tmp_path):
         )
         context.route("**/*", guard)
         page = context.pages[0] if context.pages else context.new_page()
+        # a cache-miss scene runs the whole pipeline; on a loaded 2-core CI machine the first
+        # one has taken longer than Playwright's 30 s default
+        page.set_default_navigation_timeout(120_000)
+        page.set_default_timeout(60_000)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:

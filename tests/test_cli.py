@@ -196,3 +196,29 @@ def test_match_records_failures_and_resumes(hvf_catalog, tmp_path, capsys, yolo_
     )
     assert "3 already done, 1 processed" in stdout
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_build_reports_why_the_detector_was_not_fitted(tmp_path, capsys):
+    csv = write_products(tmp_path / "src", 6)
+    base = ("catalog", "build", "--products", csv, "--backbone", "hvf")
+    code, out, err = run(capsys, *base, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "detector: not fitted (no scene photos" in out and "--scenes" in out
+    code, out, err = run(capsys, *base, "--out", tmp_path / "b", "--no-fit-detector")
+    assert code == 0, err
+    assert "detector: not fitted (--no-fit-detector)" in out
+
+
+def test_build_fits_the_detector_by_default_when_given_scenes(tmp_path, capsys, yolo_weights):
+    from catalog.taught import has_detector
+
+    csv = write_products(tmp_path / "src", 12)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(8):
+        draw_image(100 + i, (320, 240)).save(scenes / f"room-{i}.jpg")
+    argv = ("catalog", "build", "--products", csv, "--backbone", "hvf", "--out", tmp_path / "c")
+    code, out, err = run(capsys, *argv, "--scenes", scenes, "--fit-scenes", "6")
+    assert code == 0, err
+    assert "detector: " in out and "not fitted" not in out, out
+    assert has_detector(tmp_path / "c")

@@ -45,3 +45,17 @@ def test_shared_defaults_point_at_the_data_and_weights(shared_root):
     s = load_settings()
     assert s.data_root == shared_root / "data"
     assert s.detector_weights.endswith("yolov8n-coco.pt")
+
+
+def test_applying_threads_holds_every_blas_at_one_thread():
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from shopthelook.core.config import apply_threads
+
+    with threadpool_limits(2, user_api="blas"):
+        assert any(i["num_threads"] == 2 for i in threadpool_info() if i["user_api"] == "blas")
+        apply_threads(2)
+        np.ones((64, 64)) @ np.ones((64, 64))
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and set(blas) == {1}

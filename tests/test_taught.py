@@ -99,6 +99,28 @@ def drawn_featurizer():
     )
 
 
+@pytest.mark.parametrize("size", [(320, 240), (200, 410)])
+def test_openvino_scene_features_equal_pytorch(size):
+    pytest.importorskip("openvino")
+    from catalog.taught.regions import RegionConfig, RegionFeaturizer
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    config = RegionConfig(image_size=256)
+    made = {
+        runtime: RegionFeaturizer(
+            ["a"], load_taxonomy(), weights=None, config=config, threads=1, runtime=runtime
+        )
+        for runtime in ("torch", "openvino")
+    }
+    assert made["openvino"].feature_map.name == "openvino"
+    image = noise_room(3).resize(size)
+    boxes = np.array([[0, 0, size[0], size[1]], [10, 20, 120, 150]], np.float32)
+    torch_x = made["torch"].features(image, boxes)
+    openvino_x = made["openvino"].features(image, boxes)
+    assert np.abs(torch_x).max() > 0.1
+    np.testing.assert_allclose(openvino_x, torch_x, atol=1e-4)
+
+
 def test_classifier_learns_two_drawn_categories_apart(drawn_featurizer):
     from catalog.taught.detector import TaughtDetector
     from catalog.taught.fit import FitSettings, scene_regions

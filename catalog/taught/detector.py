@@ -142,6 +142,7 @@ def zero_shot_detector(
         weights=settings.detector_weights,
         config=RegionConfig(),
         threads=settings.threads,
+        runtime=settings.embed_runtime,
     )
     classifier = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), cats, design="zero-shot")
     return TaughtDetector(
@@ -182,6 +183,7 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
         weights=settings.detector_weights,
         config=fitted.region,
         threads=settings.threads,
+        runtime=settings.embed_runtime,
     )
     return TaughtDetector(
         featurizer,

@@ -180,6 +180,7 @@ def fit_detector(
         weights=settings.detector_weights,
         config=fit.region,
         threads=settings.threads,
+        runtime=settings.embed_runtime,
     )
     xs, ys, pairs = [], [], []
     per_scene = fit.scene_rules.max_products

@@ -103,9 +103,14 @@ class RegionFeaturizer:
         weights: str | None,
         config: RegionConfig | None = None,
         threads: int = 2,
+        runtime: str = "auto",
     ) -> None:
+        """``runtime``: where the scene's feature map is computed (``embed_runtime``:
+        "auto" takes OpenVINO when installed; the regions' features are the same)."""
         from embedder.effnet import EffNetBackbone, EffNetConfig
+        from embedder.effnet_runtime import feature_map_runtime
         from embedder.imagenet import imagenet_labels
+        from shopthelook.core.fingerprint import file_fingerprint
 
         self.config = config or RegionConfig()
         if self.config.mode not in MODES:
@@ -131,6 +136,8 @@ class RegionFeaturizer:
             self.config.backbone, config=crop_config, threads=threads, runtime="torch"
         )
         self.network = self.effnet.model
+        key = f"{self.config.backbone}-{file_fingerprint(self.effnet.weights)}-{torch.__version__}"
+        self.feature_map = feature_map_runtime(runtime, self.network, key, threads)
         self.timings: dict[str, float] = {}
 
     # -- proposals ------------------------------------------------------------------------
@@ -246,8 +253,8 @@ class RegionFeaturizer:
         h = max(32, round(image.height * scale / 32) * 32)
         resized = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), np.float32)
         batch = (torch.from_numpy(resized).permute(2, 0, 1)[None] / 255.0 - 0.5) / 0.5
+        fmap = self.feature_map(batch)
         with torch.inference_mode():
-            fmap = self.network.forward_features(batch)
             stride_x, stride_y = image.width / fmap.shape[3], image.height / fmap.shape[2]
             rois = torch.from_numpy(boxes.astype(np.float32)).clone()
             rois[:, [0, 2]] /= stride_x
