@@ -79,6 +79,29 @@ def test_synthetic_scene_boxes_lie_inside_and_keep_categories():
             assert (o.category, o.product_id) in {("a", "A1"), ("b", "B1")}
 
 
+def test_a_rug_is_laid_flat_on_the_floor():
+    from catalog.taught.scenes import lay_flat
+
+    rules = SceneRules(scene_size=256, min_products=2, max_products=2, min_visible=0.0)
+    square = cut_out(product_photo("square", (200, 30, 30)))
+    flat = lay_flat(square, np.random.default_rng(0), rules)
+    mask = np.asarray(flat.mask) > 127
+    low, high = rules.flat_squash
+    assert flat.image.width == square.image.width
+    assert low * square.image.height - 1 <= flat.image.height <= high * square.image.height + 1
+    rows = mask.sum(axis=1)
+    assert rows[1] < rows[-2]  # tapered: the far edge is narrower than the near one
+    assert 0 < mask.mean() < 1
+
+    rng = np.random.default_rng(1)
+    for seed in range(6):
+        scene = synthesize(noise_room(seed), [CatalogCutout("R1", "rug", square)], rng, rules)
+        assert scene.objects
+        for rug in scene.objects:
+            assert rug.box.y2 >= 0.7 * scene.image.height  # on the floor
+            assert rug.box.width > rug.box.height  # lying down, not standing up
+
+
 def test_room_split_is_fixed_and_disjoint():
     ids = [f"room-{i}" for i in range(200)]
     train, held = select_scenes(ids, "train"), select_scenes(ids, "heldout")

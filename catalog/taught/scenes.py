@@ -34,6 +34,12 @@ class SceneRules:
     grounded: float = 0.7
     min_visible: float = 0.35
     jitter: PasteJitter = field(default_factory=PasteJitter)
+    #: categories photographed from above that lie on the floor in a room (rugs): pasted
+    #: squashed to this share of their height and tapered away from the camera
+    flat_categories: tuple[str, ...] = ("rug",)
+    flat_squash: tuple[float, float] = (0.22, 0.45)
+    flat_taper: tuple[float, float] = (0.6, 0.9)
+    flat_area: tuple[float, float] = (0.04, 0.3)
 
 
 @dataclass
@@ -80,6 +86,44 @@ def place(
     return Box(float(x1), float(bottom - h), float(x1 + w), float(bottom))
 
 
+def perspective_coefficients(source: Sequence[tuple[float, float]], target) -> tuple:
+    """PIL PERSPECTIVE coefficients mapping output points ``target`` to input ``source``."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(target, source, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    return tuple(np.linalg.solve(np.array(rows, float), np.array(rhs, float)).tolist())
+
+
+def lay_flat(cut: Cutout, rng: np.random.Generator, rules: SceneRules) -> Cutout:
+    """A top-down product photo (a rug) as seen lying on a floor: squashed and tapered."""
+    w, h = cut.image.size
+    out_h = max(2, round(h * rng.uniform(*rules.flat_squash)))
+    inset = w * (1.0 - rng.uniform(*rules.flat_taper)) / 2
+    target = [(inset, 0.0), (w - inset, 0.0), (float(w), float(out_h)), (0.0, float(out_h))]
+    source = [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
+    coeffs = perspective_coefficients(source, target)
+    image = cut.image.transform((w, out_h), Image.PERSPECTIVE, coeffs, Image.BILINEAR)
+    mask = cut.mask.transform((w, out_h), Image.PERSPECTIVE, coeffs, Image.BILINEAR, fillcolor=0)
+    return Cutout(image, mask)
+
+
+def place_flat(
+    cut: Cutout, scene_size: tuple[int, int], rng: np.random.Generator, rules: SceneRules
+) -> Box:
+    """A box on the floor (the lower part of the scene) for a product lying flat."""
+    width, height = scene_size
+    low, high = rules.flat_area
+    area = np.exp(rng.uniform(np.log(low), np.log(high))) * width * height
+    aspect = cut.image.width / max(1, cut.image.height)
+    w = min(width * 0.98, np.sqrt(area * aspect))
+    h = w / aspect
+    x1 = rng.uniform(0, width - w)
+    bottom = rng.uniform(max(h, 0.7 * height), height)
+    return Box(float(x1), float(bottom - h), float(x1 + w), float(bottom))
+
+
 def synthesize(
     background: Image.Image,
     cutouts: Sequence[CatalogCutout],
@@ -91,12 +135,18 @@ def synthesize(
     scene = resize_long_side(background.convert("RGB"), rules.scene_size)
     n = int(rng.integers(rules.min_products, rules.max_products + 1))
     chosen = [cutouts[int(i)] for i in rng.choice(len(cutouts), size=min(n, len(cutouts)))]
+    # what lies on the floor first: the furniture pasted after it stands on it
+    chosen.sort(key=lambda c: c.category not in rules.flat_categories)
     masks: list[np.ndarray] = []
     placed: list[CatalogCutout] = []
     pasted: list[int] = []
     for item in chosen:
         cut = jitter_cutout(item.cutout, rng, rules.jitter)
-        box = place(cut, scene.size, rng, rules)
+        if item.category in rules.flat_categories:
+            cut = lay_flat(cut, rng, rules)
+            box = place_flat(cut, scene.size, rng, rules)
+        else:
+            box = place(cut, scene.size, rng, rules)
         scene, mask = paste(scene, cut, box)
         for earlier in masks:
             earlier &= ~mask
