@@ -304,9 +304,15 @@ def _taught(ikea_root: Path | None, weights: Path, taxonomy, max_objects: int):
     from catalog.taught import load_detector_folder, zero_shot_detector
     from catalog.taught.files import detector_folder
 
-    # a low threshold: the contract needs more than 3 objects in the busy room
+    # a low threshold and 3 objects per category: the contract needs more than 3 objects in
+    # the busy room, and the small test fit (8 photos per category, 40 scenes) names only
+    # 3-4 categories there above 0.02
     settings = Settings(
-        detector_weights=str(weights), max_objects=max_objects, taught_min_score=0.05, threads=1
+        detector_weights=str(weights),
+        max_objects=max_objects,
+        taught_min_score=0.05,
+        taught_per_category=3,
+        threads=1,
     )
     if ikea_root is None:
         return zero_shot_detector(settings, taxonomy)

@@ -259,7 +259,8 @@ def test_fitted_ikea_catalog_finds_a_lamp_or_rug_in_a_held_out_room(ikea_root, y
     pairs = pairs[pairs["product_id"].map(category).isin(["lamp", "rug"])]
     scenes = load_scenes("ikea", data_root=ikea_root.parent)
     image = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
-    held = [s for s in dict.fromkeys(pairs["scene_id"]) if scene_split(s) == "heldout"][:4]
+    # the full IKEA fit covers lamps in 16% and rugs in 6% of their held-out rooms: 8 rooms
+    held = [s for s in dict.fromkeys(pairs["scene_id"]) if scene_split(s) == "heldout"][:8]
     assert held
     found = set()
     for scene in held:
