@@ -331,6 +331,20 @@ def test_complement_keeps_coco_objects_and_adds_only_unseen_categories():
     uncapped = ComplementDetector(chairs, lamp, base_per_category=0).detect(None)
     assert [d.category for d in uncapped] == ["chair", "chair", "chair", "lamp"]
 
+    # two taught storage objects (its per_category allowed them) both stay; a taught bed
+    # searches bedding, so a taught bedding object after it is not added
+    two = Fixed(
+        [
+            det("storage", 0.7, ("storage",)),
+            det("bed", 0.6, ("bed", "bedding")),
+            det("storage", 0.5, ("storage",)),
+            det("bedding", 0.4, ("bedding",)),
+        ],
+        max_objects=5,
+    )
+    found = ComplementDetector(Fixed([], max_objects=5), two).detect(None)
+    assert [d.category for d in found] == ["storage", "bed", "storage"]
+
 
 def test_taught_mode_is_checked():
     from shopthelook.core.config import load_settings

@@ -239,12 +239,15 @@ class ComplementDetector(Detector):
             (rest if limit and count[d.category] > limit else first).append(d)
         found = first[: self.max_objects]
         covered = {c for d in found for c in (d.search_categories or (d.category,))}
+        # a category the taught detector adds may come more than once (its per_category)
+        added: set[str] = set()
         extras = self.taught.detect(image) if raw is None else self.taught.detect(image, raw)
         for extra in extras:
             if len(found) >= self.max_objects:
                 break
-            if extra.category not in covered:
+            if extra.category not in covered or extra.category in added:
                 covered.update(extra.search_categories)
+                added.add(extra.category)
                 found.append(extra)
         # the second chair, the third plant: after every category has had its chance
         return found + rest[: self.max_objects - len(found)]

@@ -49,6 +49,8 @@ class RegionConfig:
     yolo_boxes: int = 60
     yolo_image_size: int = 640
     windows: bool = True
+    #: sides (shares of the scene) of the square window grids, each stepped by half a side
+    window_grids: tuple[float, ...] = (1 / 2, 1 / 3)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,11 +78,13 @@ class FeatureLayout:
         return self.yolo.stop + GEOMETRY
 
 
-def windows(width: int, height: int) -> list[tuple[float, float, float, float, bool]]:
-    """Fixed windows as (x1, y1, x2, y2) shares of the image: grids at 1/2 and 1/3, floor
+def windows(
+    width: int, height: int, grids: Sequence[float] = (1 / 2, 1 / 3)
+) -> list[tuple[float, float, float, float, bool]]:
+    """Fixed windows in pixels: the whole image, square grids of ``grids`` sides, floor
     bands, side strips and tall windows (lamps, shelving, curtains, rugs)."""
     out = [(0.0, 0.0, 1.0, 1.0)]
-    for side in (1 / 2, 1 / 3):
+    for side in grids:
         steps = np.arange(0.0, 1.0 - side + 1e-6, side / 2)
         out += [(x, y, x + side, y + side) for y in steps for x in steps]
     out += [(0.0, 2 / 3, 1.0, 1.0), (0.0, 0.5, 1.0, 1.0), (1 / 6, 0.55, 5 / 6, 1.0)]
@@ -157,7 +161,8 @@ class RegionFeaturizer:
         else:
             xyxy, conf, columns = self._yolo_boxes(image)
         if self.config.windows or not len(xyxy):
-            fixed = np.array([w[:4] for w in windows(width, height)], dtype=np.float32)
+            grids = self.config.window_grids
+            fixed = np.array([w[:4] for w in windows(width, height, grids)], np.float32)
             xyxy = np.concatenate([xyxy, fixed])
             conf = np.concatenate([conf, np.zeros(len(fixed))])
             columns = np.concatenate([columns, np.full(len(fixed), -2)])
