@@ -331,3 +331,50 @@ def test_a_real_outfit_photo_gets_its_own_garment(real_garments):
     for d in garments:
         assert p.x1 - 1 <= d.box.x1 < d.box.x2 <= p.x2 + 1
         assert p.y1 - 1 <= d.box.y1 < d.box.y2 <= p.y2 + 1
+
+
+def test_catalog_add_and_remove_keep_the_garment_model(tmp_path):
+    from catalog import Catalog
+    from catalog.taught.garment_files import has_garments
+    from embedder import create_embedder
+    from shopthelook.core.config import load_settings
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    settings = load_settings(backbone="hvf")
+    taxonomy = load_taxonomy()
+
+    def table(seeds, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for s in seeds:
+            for kind, category in (("top", "garment-upper"), ("trousers", "garment-lower")):
+                name = f"{kind}-{s}.png"
+                garment_photo(kind, s).save(folder / name)
+                rows.append(
+                    {"product_id": f"{kind}-{s}", "image": str(folder / name), "category": category}
+                )
+        return pd.DataFrame(rows)
+
+    embedder = create_embedder(settings)
+    out = tmp_path / "fashion"
+    catalog = Catalog.build(
+        table(range(12), tmp_path / "a"),
+        embedder=embedder,
+        taxonomy=taxonomy,
+        out=out,
+        settings=settings,
+    )
+    save_garments(out, fit_garments(catalog))
+    catalog = Catalog.load(out)
+    catalog.add(
+        table(range(20, 22), tmp_path / "b"),
+        embedder=embedder,
+        taxonomy=taxonomy,
+        settings=settings,
+    )
+    assert len(Catalog.load(out)) == 28 and has_garments(out)
+    catalog = Catalog.load(out)
+    catalog.remove(["top-0"])
+    reloaded = Catalog.load(out)
+    assert len(reloaded) == 27 and has_garments(out)
+    check_garments(read_garments(garment_folder(out)), reloaded)  # still fits the catalog

@@ -96,17 +96,30 @@ def save_into_catalog(catalog_path: str | Path, fitted: FittedDetector) -> Path:
     return detector_folder(out)
 
 
+#: what a catalog version learned from its own products, carried into the next version
+#: (the detector, and a fashion catalog's garment model, ``garment_files.FOLDER``)
+CARRIED_FOLDERS = (FOLDER, "garments")
+
+
 def carry_over(previous_version: Path, catalog_path: str | Path) -> bool:
-    """Copy the detector of an earlier version into the catalog's current one (after an
-    add or remove rewrote the catalog); False when there was none."""
-    source = previous_version / FOLDER
-    if not (source / MANIFEST).is_file() or has_detector(catalog_path):
-        return False
+    """Copy the fitted detector and garment model of an earlier version into the catalog's
+    current one (after an add or remove rewrote the catalog); False when there was none.
+    Their load checks say when the catalog has changed too much and they need a refit."""
     out = Path(catalog_path)
+    current = resolve_version(out)
+    folders = [
+        name
+        for name in CARRIED_FOLDERS
+        if (previous_version / name / MANIFEST).is_file()
+        and not (current / name / MANIFEST).is_file()
+    ]
+    if not folders:
+        return False
     tmp = temp_folder(out)
     try:
-        shutil.copytree(resolve_version(out), tmp, ignore=shutil.ignore_patterns(FOLDER))
-        shutil.copytree(source, tmp / FOLDER)
+        shutil.copytree(current, tmp, ignore=shutil.ignore_patterns(*folders))
+        for name in folders:
+            shutil.copytree(previous_version / name, tmp / name)
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
