@@ -189,6 +189,24 @@ def test_zero_shot_design_needs_no_training():
     assert probs.argmax(axis=1).tolist() == [2, 1]
 
 
+def test_a_sliver_is_not_an_object_the_next_best_region_is():
+    from catalog.taught.detector import TaughtDetector
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    classifier = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), ["a"], design="zero-shot")
+    boxes = np.array([[10, 10, 14, 40], [50, 50, 150, 140]], np.float32)  # 4x30 px, 100x90
+    probs = np.array([[0.1, 0.9], [0.3, 0.7]])  # background, a
+
+    def pick(min_area):
+        detector = TaughtDetector(
+            None, classifier, load_taxonomy(), min_score=0.1, per_category=1, min_area=min_area
+        )
+        return [(d.category, d.box.width) for d in detector.select(boxes, probs, (200, 160))]
+
+    assert pick(0.0) == [("a", 4.0)]  # the sliver wins on score
+    assert pick(0.01) == [("a", 100.0)]  # 120 px < 1% of 32,000: the larger region instead
+
+
 def test_uncategorised_catalog_cannot_be_taught_and_still_answers(tmp_path):
     from catalog import Catalog
     from catalog.taught import fit_detector

@@ -45,12 +45,16 @@ class TaughtDetector(Detector):
         min_score: float = 0.3,
         per_category: int = 2,
         nms_iou: float = 0.4,
+        min_area: float = 0.0,
     ) -> None:
         if max_objects < 1:
             raise ConfigError(f"detector max_objects {max_objects}: must be at least 1")
         self.featurizer, self.classifier, self.taxonomy = featurizer, classifier, taxonomy
         self.max_objects, self.min_score = int(max_objects), float(min_score)
         self.per_category, self.nms_iou = int(per_category), float(nms_iou)
+        #: a region smaller than this share of the scene is not an object: its RoI features
+        #: come from less than one cell of the feature map
+        self.min_area = float(min_area)
         self.name = "taught" if classifier.design != "zero-shot" else "zero-shot"
 
     def __repr__(self) -> str:
@@ -93,7 +97,8 @@ class TaughtDetector(Detector):
             category = categories[int(best[i])]
             x1, y1, x2, y2 = (float(v) for v in boxes[i])
             box = Box(max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
-            if box.area <= 0 or per.get(category, 0) >= self.per_category:
+            small = box.area < self.min_area * width * height
+            if box.area <= 0 or small or per.get(category, 0) >= self.per_category:
                 continue
             if any(d.category == category and box_iou(d.box, box) > self.nms_iou for d in kept):
                 continue
@@ -152,6 +157,7 @@ def zero_shot_detector(
         max_objects=settings.max_objects,
         min_score=settings.taught_min_score,
         per_category=settings.taught_per_category,
+        min_area=settings.taught_min_area,
     )
 
 
@@ -192,6 +198,7 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
         max_objects=settings.max_objects,
         min_score=settings.taught_min_score,
         per_category=settings.taught_per_category,
+        min_area=settings.taught_min_area,
     )
 
 
