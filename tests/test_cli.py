@@ -207,6 +207,11 @@ def test_build_reports_why_the_detector_was_not_fitted(tmp_path, capsys):
     code, out, err = run(capsys, *base, "--out", tmp_path / "b", "--no-fit-detector")
     assert code == 0, err
     assert "detector: not fitted (--no-fit-detector)" in out
+    with pytest.raises(SystemExit) as info:
+        run(capsys, *base, "--out", tmp_path / "c", "--fit-scenes", "0")
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--fit-scenes" in err and "at least 1 synthetic scene" in err
+    assert not (tmp_path / "c").exists()
 
 
 def test_build_fits_the_detector_by_default_when_given_scenes(tmp_path, capsys, yolo_weights):

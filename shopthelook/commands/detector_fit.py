@@ -29,12 +29,30 @@ def _fit_arguments(p) -> None:
     p.add_argument(
         "--scenes",
         dest="fit_scenes_source",
+        metavar="FOLDER_OR_CSV",
         help="scene photos to paste products into (folder or CSV; default: the dataset's)",
     )
-    p.add_argument("--fit-scenes", type=int, help="synthetic scenes to make (default 400)")
+    p.add_argument(
+        "--fit-scenes",
+        type=_scene_count,
+        metavar="N",
+        help="synthetic scenes to make (default 400)",
+    )
     p.add_argument(
         "--design", default="hybrid", help="hybrid (default), learned, learned-visual or zero-shot"
     )
+
+
+def _scene_count(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 synthetic scene, e.g. 400")
+    return value
 
 
 def add_fit_parser(csub) -> None:
