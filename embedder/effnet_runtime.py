@@ -46,10 +46,13 @@ def cache_dir() -> Path:
     return Path(root) / "shopthelook" / "onnx"
 
 
+def _digest(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
 def export_onnx(features: torch.nn.Module, key: str, image_size: int) -> Path:
     """The features graph as ONNX (batch dimension dynamic), exported once per key."""
-    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    path = cache_dir() / f"effnet-{digest}.onnx"
+    path = cache_dir() / f"effnet-{_digest(key)}.onnx"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,19 +104,21 @@ class OnnxRuntime:
 
 def export_openvino(features: torch.nn.Module, key: str, image_size: int) -> Path:
     """The features graph as OpenVINO IR (converted from PyTorch, no ONNX needed), cached."""
+    dummy = torch.zeros(2, 3, image_size, image_size)
+    return _cached_ir(features, f"effnet-{_digest(key)}", dummy, (-1, 3, image_size, image_size))
+
+
+def _cached_ir(module: torch.nn.Module, name: str, example: torch.Tensor, shape) -> Path:
+    """``module`` converted to OpenVINO IR with input ``shape`` (-1: dynamic), once per name."""
     import openvino as ov
 
-    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    path = cache_dir() / f"effnet-{digest}.xml"
+    path = cache_dir() / f"{name}.xml"
     if path.exists() and path.with_suffix(".bin").exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, 3, image_size, image_size)
     with warnings.catch_warnings():  # tracing warnings about Python-side shape arithmetic
         warnings.simplefilter("ignore")
-        model = ov.convert_model(
-            features, example_input=dummy, input=[(-1, 3, image_size, image_size)]
-        )
+        model = ov.convert_model(module, example_input=example, input=[shape])
     tmp = path.with_name(f".{path.stem}-{os.getpid()}.xml")
     ov.save_model(model, str(tmp), compress_to_fp16=False)
     os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
@@ -121,24 +126,28 @@ def export_openvino(features: torch.nn.Module, key: str, image_size: int) -> Pat
     return path
 
 
+def _compile_on_cpu(ir_path: Path, threads: int):
+    import openvino as ov
+
+    core = ov.Core()
+    return core.compile_model(
+        core.read_model(str(ir_path)),
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": max(1, threads),
+            "PERFORMANCE_HINT": "LATENCY",
+            # f32: the same vectors as PyTorch (bf16 on CPUs that have it is twice as fast
+            # again, but moves vectors by up to 0.03; see README "Speed")
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
+
+
 class OpenVinoRuntime:
     name = "openvino"
 
     def __init__(self, ir_path: Path, threads: int = 2) -> None:
-        import openvino as ov
-
-        core = ov.Core()
-        self.compiled = core.compile_model(
-            core.read_model(str(ir_path)),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": max(1, threads),
-                "PERFORMANCE_HINT": "LATENCY",
-                # f32: the same vectors as PyTorch (bf16 on CPUs that have it is twice as fast
-                # again, but moves vectors by up to 0.03; see README "Speed")
-                "INFERENCE_PRECISION_HINT": "f32",
-            },
-        )
+        self.compiled = _compile_on_cpu(ir_path, threads)
 
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         out = self.compiled(batch.numpy())
@@ -199,33 +208,10 @@ class OpenVinoFeatureMap:
     name = "openvino"
 
     def __init__(self, network: torch.nn.Module, key: str, threads: int = 2) -> None:
-        import openvino as ov
-
-        digest = hashlib.sha1(f"feature-map-{key}".encode()).hexdigest()[:16]
-        path = cache_dir() / f"effnet-fmap-{digest}.xml"
-        if not (path.exists() and path.with_suffix(".bin").exists()):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = ov.convert_model(
-                    _ForwardFeatures(network).eval(),
-                    example_input=torch.zeros(1, 3, 320, 448),
-                    input=[(1, 3, -1, -1)],
-                )
-            tmp = path.with_name(f".{path.stem}-{os.getpid()}.xml")
-            ov.save_model(model, str(tmp), compress_to_fp16=False)
-            os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-            os.replace(tmp, path)
-        core = ov.Core()
-        self.compiled = core.compile_model(
-            core.read_model(str(path)),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": max(1, threads),
-                "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": "f32",
-            },
-        )
+        module = _ForwardFeatures(network).eval()
+        name = f"effnet-fmap-{_digest(f'feature-map-{key}')}"
+        path = _cached_ir(module, name, torch.zeros(1, 3, 320, 448), (1, 3, -1, -1))
+        self.compiled = _compile_on_cpu(path, threads)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.compiled(batch.numpy())[0]))

@@ -26,14 +26,20 @@ def show_progress(args) -> bool:
     return announce(args) and sys.stderr.isatty()
 
 
-def top_k_arg(text: str) -> int:
-    """``--top-k``: a positive integer, capped at MAX_TOP_K (saying so)."""
+def at_least_one(text: str, what: str) -> int:
+    """A command-line whole number of 1 or more; ``what`` names one unit in the error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give at least 1 product per object")
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 {what}")
+    return value
+
+
+def top_k_arg(text: str) -> int:
+    """``--top-k``: a positive integer, capped at MAX_TOP_K (saying so)."""
+    value = at_least_one(text, "product per object")
     if value > MAX_TOP_K:
         print(f"note: --top-k {value} is more than {MAX_TOP_K}; using {MAX_TOP_K}", file=sys.stderr)
         return MAX_TOP_K

@@ -7,13 +7,13 @@ of ``--dataset`` (IKEA: its rooms). Only the *training* split of them is used
 
 from __future__ import annotations
 
-from shopthelook.commands import settings_from_args, show_progress
+import argparse
+
+from shopthelook.commands import at_least_one, settings_from_args, show_progress
 from shopthelook.core.errors import ShopTheLookError
 
 
 def add_build_arguments(b) -> None:
-    import argparse
-
     b.add_argument(
         "--fit-detector",
         action=argparse.BooleanOptionalAction,
@@ -44,15 +44,7 @@ def _fit_arguments(p) -> None:
 
 
 def _scene_count(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give at least 1 synthetic scene, e.g. 400")
-    return value
+    return at_least_one(text, "synthetic scene, e.g. 400")
 
 
 def add_fit_parser(csub) -> None:
