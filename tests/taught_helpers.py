@@ -41,7 +41,7 @@ def taught_catalog(ikea_root: Path, weights: Path) -> Path:
     )
     from embedder import create_embedder
     from shopthelook.core.config import load_settings
-    from shopthelook.core.datasets import load_products, load_scenes
+    from shopthelook.core.datasets import load_pairs, load_products, load_scenes
     from shopthelook.core.taxonomy import load_taxonomy
 
     out = CACHE / f"ikea-{_code_key()}"
@@ -61,13 +61,17 @@ def taught_catalog(ikea_root: Path, weights: Path) -> Path:
     )
     scenes = load_scenes("ikea", data_root=ikea_root.parent)
     images = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
-    train = [images[s] for s in select_scenes(images, "train")]
+    train = select_scenes(images, "train")
+    pairs = load_pairs("ikea", data_root=ikea_root.parent)
+    pairs = pairs[pairs["scene_id"].isin(train)]
+    shown = pairs.groupby("scene_id")["product_id"].apply(list)
     fitted, _, _ = fit_detector(
         catalog,
-        train,
+        [images[s] for s in train],
         settings=settings,
         taxonomy=taxonomy,
         fit=FitSettings(scenes=SCENES, cutouts_per_category=PER_CATEGORY),
+        scene_products={images[s]: products for s, products in shown.items()},
     )
     save_into_catalog(out, fitted)
     return out

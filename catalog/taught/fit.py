@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from tqdm import tqdm
 from catalog.taught.cutout import CutoutRules, cut_out
 from catalog.taught.files import FittedDetector, learnable_categories
 from catalog.taught.model import fit_classifier
-from catalog.taught.regions import RegionConfig, RegionFeaturizer
+from catalog.taught.regions import RegionConfig, RegionFeaturizer, iou_matrix
 from catalog.taught.scenes import CatalogCutout, SceneRules, balanced_order, synthesize
+from catalog.taught.weak import LabelledScene, WeakLabelRules, scene_categories, weak_regions
 from shopthelook.core.errors import CatalogError, ImageError
 from shopthelook.core.fingerprint import file_fingerprint
 from shopthelook.core.images import load_image
@@ -47,9 +48,12 @@ class FitSettings:
     regularisation: float = 0.05
     region: RegionConfig = field(default_factory=RegionConfig)
     scene_rules: SceneRules = field(default_factory=SceneRules)
+    weak_labels: WeakLabelRules = field(default_factory=WeakLabelRules)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("region", "scene_rules")}
+        nested = ("region", "scene_rules", "weak_labels")
+        out = {k: v for k, v in self.__dict__.items() if k not in nested}
+        out["weak_labels"] = dict(self.weak_labels.__dict__)
         out["scene_rules"] = {
             k: v for k, v in self.scene_rules.__dict__.items() if k != "jitter"
         } | {"jitter": dict(self.scene_rules.jitter.__dict__)}
@@ -131,7 +135,7 @@ def scene_regions(
     columns = np.concatenate([columns, np.full(len(added), -2)])
     index = {c: i + 1 for i, c in enumerate(categories)}
     labels = np.full(len(boxes), -1)
-    iou = _iou_matrix(boxes, truth)
+    iou = iou_matrix(boxes, truth)
     best = iou.max(axis=1) if len(truth) else np.zeros(len(boxes))
     labels[best < fit.background_iou] = 0
     if len(truth):
@@ -155,8 +159,13 @@ def fit_detector(
     taxonomy,
     fit: FitSettings | None = None,
     show_progress: bool = False,
+    scene_products: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[FittedDetector, FitData, list[str]]:
-    """Fit a detector for ``catalog``'s categories on scenes made from ``backgrounds``."""
+    """Fit a detector for ``catalog``'s categories on scenes made from ``backgrounds``.
+
+    ``scene_products``: background path -> ids of the catalog products that photo shows
+    (weak labels, ``catalog.taught.weak``); the classifier is then refitted with the real
+    scenes' regions of those products' categories."""
     fit = fit or FitSettings(scenes=settings.taught_scenes)
     started = time.perf_counter()
     rng = np.random.default_rng(fit.seed)
@@ -173,7 +182,8 @@ def fit_detector(
             "no product photo could be cut out of a plain background: the detector needs "
             "product photos on a plain (e.g. white) background; " + "; ".join(notes[:3])
         )
-    rooms = _load_backgrounds(backgrounds, fit.scene_rules.scene_size)
+    loaded = _load_backgrounds(backgrounds, fit.scene_rules.scene_size)
+    rooms = [image for _, image in loaded]
     featurizer = RegionFeaturizer(
         learned,
         taxonomy,
@@ -195,6 +205,18 @@ def fit_detector(
         pairs += [(i, tuple(o.box.as_list()), o.product_id) for o in scene.objects]
     x, y = np.concatenate(xs), np.concatenate(ys)
     classifier = fit_classifier(x, y, learned, design=fit.design, regularisation=fit.regularisation)
+    labelled = _labelled_scenes(loaded, scene_products or {}, catalog, learned)
+    weak = {"scenes": len(labelled), "positives": 0}
+    if labelled:
+        found = weak_regions(
+            featurizer, classifier, labelled, fit.weak_labels, show_progress=show_progress
+        )
+        weak["positives"] = found.positives // max(1, fit.weak_labels.copies)
+        if found.positives:
+            x, y = np.concatenate([x, found.x]), np.concatenate([y, found.y])
+            classifier = fit_classifier(
+                x, y, learned, design=fit.design, regularisation=fit.regularisation
+            )
     seconds = time.perf_counter() - started
     manifest = {
         "catalog_backbone": catalog.backbone,
@@ -205,6 +227,7 @@ def fit_detector(
         "training": fit.as_dict(),
         "backgrounds": len(rooms),
         "regions": {"total": int(len(y)), "positive": int((y > 0).sum())},
+        "weakly_labelled": weak,
         "cutouts": {c: sum(1 for k in cutouts if k.category == c) for c in learned},
         "notes": notes,
         "fit_seconds": round(seconds, 1),
@@ -213,13 +236,32 @@ def fit_detector(
     return FittedDetector(classifier, fit.region, manifest), FitData(x, y, pairs), notes
 
 
-def _load_backgrounds(paths: Sequence[str | Path], size: int) -> list[Image.Image]:
+def _labelled_scenes(
+    loaded: Sequence[tuple[str, Image.Image]],
+    scene_products: Mapping[str, Collection[str]],
+    catalog,
+    learned: Sequence[str],
+) -> list[LabelledScene]:
+    if not scene_products:
+        return []
+    products = catalog.products
+    category_of = dict(zip(products["product_id"].astype(str), products["category"]))
+    out = []
+    for path, image in loaded:
+        categories = scene_categories(scene_products.get(path, ()), category_of, learned)
+        if categories:
+            out.append(LabelledScene(image, categories))
+    return out
+
+
+def _load_backgrounds(paths: Sequence[str | Path], size: int) -> list[tuple[str, Image.Image]]:
+    """(path as given, image resized to ``size``) of every readable background."""
     from catalog.taught.scenes import resize_long_side
 
     rooms = []
     for p in paths:
         try:
-            rooms.append(resize_long_side(load_image(p), size))
+            rooms.append((str(p), resize_long_side(load_image(p), size)))
         except (ImageError, OSError) as exc:
             log.warning("background %s skipped: %s", p, exc)
     if not rooms:
@@ -228,16 +270,3 @@ def _load_backgrounds(paths: Sequence[str | Path], size: int) -> list[Image.Imag
             "of room photos without products of interest marked; any real scenes will do)"
         )
     return rooms
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)

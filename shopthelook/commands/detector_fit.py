@@ -33,6 +33,12 @@ def _fit_arguments(p) -> None:
         help="scene photos to paste products into (folder or CSV; default: the dataset's)",
     )
     p.add_argument(
+        "--scene-products",
+        metavar="CSV",
+        help="which catalog products each scene photo shows (scene_id, product_id; no boxes): "
+        "the detector also learns from those real photos (default: the dataset's pairs)",
+    )
+    p.add_argument(
         "--fit-scenes",
         type=_scene_count,
         metavar="N",
@@ -58,10 +64,12 @@ def add_fit_parser(csub) -> None:
     f.set_defaults(func=cmd_fit_detector)
 
 
-def background_scenes(args, settings) -> list[str]:
-    """Image paths of the training split of the background scenes."""
+def background_scenes(args, settings) -> tuple[list[str], dict[str, list[str]]]:
+    """Image paths of the training split of the background scenes, and the product ids
+    that each of them shows where that is known (``--scene-products``, else the dataset's
+    pairs)."""
     from catalog.taught import select_scenes
-    from shopthelook.core.datasets import DATASETS, load_scenes
+    from shopthelook.core.datasets import DATASETS, load_pairs, load_scenes
 
     source = getattr(args, "fit_scenes_source", None)
     dataset = getattr(args, "dataset", None)
@@ -75,7 +83,24 @@ def background_scenes(args, settings) -> list[str]:
     scenes = load_scenes(source, data_root=settings.data_root)
     images = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
     train = select_scenes(images, "train") or list(images)  # a handful: use them all
-    return [images[s] for s in train]
+    paths = [images[s] for s in train]
+    listed = getattr(args, "scene_products", None)
+    if not listed and source == dataset and DATASETS[dataset].pairs:
+        listed = dataset
+    if not listed:
+        return paths, {}
+    pairs = load_pairs(listed, data_root=settings.data_root)
+    shown: dict[str, list[str]] = {}
+    training = set(train)  # held-out scenes' products must never teach the detector
+    for scene, product in zip(pairs["scene_id"].astype(str), pairs["product_id"].astype(str)):
+        if scene in training:
+            shown.setdefault(images[scene], []).append(product)
+    if not shown:
+        raise ShopTheLookError(
+            f"--scene-products {listed}: none of its scene ids is a training scene of "
+            f"{source}; give a CSV whose scene_id column names those scenes"
+        )
+    return paths, shown
 
 
 def fit_garments_and_save(catalog) -> str:
@@ -113,7 +138,7 @@ def fit_and_save(catalog, args, settings) -> str:
         if not _has_scenes(args):
             return garments
         catalog = type(catalog).load(catalog.path)
-    backgrounds = background_scenes(args, settings)
+    backgrounds, shown = background_scenes(args, settings)
     fit = FitSettings(scenes=args.fit_scenes or settings.taught_scenes, design=args.design)
     fitted, _, notes = fit_detector(
         catalog,
@@ -122,6 +147,7 @@ def fit_and_save(catalog, args, settings) -> str:
         taxonomy=load_taxonomy(settings.taxonomy),
         fit=fit,
         show_progress=show_progress(args),
+        scene_products=shown,
     )
     save_into_catalog(catalog.path, fitted)
     m = fitted.manifest
@@ -130,6 +156,12 @@ def fit_and_save(catalog, args, settings) -> str:
         f"learned from {sum(m['cutouts'].values())} cut-outs in {fit.scenes} synthetic scenes "
         f"on {m['backgrounds']} training scene(s), {m['fit_seconds']} s"
     ]
+    weak = m["weakly_labelled"]
+    if weak["scenes"]:
+        lines.append(
+            f"  and from {weak['positives']} regions of {weak['scenes']} real scene(s) whose "
+            "products are listed"
+        )
     lines += [f"  note: {n}" for n in notes]
     return "\n".join(([garments] if garments else []) + lines)
 
