@@ -13,7 +13,13 @@ from catalog.taught.cutout import cut_out
 from catalog.taught.model import fit_classifier
 from catalog.taught.regions import iou_matrix
 from catalog.taught.scenes import CatalogCutout, SceneRules, synthesize
-from catalog.taught.weak import LabelledScene, WeakLabelRules, scene_categories, weak_regions
+from catalog.taught.weak import (
+    LabelledScene,
+    WeakLabelRules,
+    listed_products,
+    product_vectors,
+    weak_regions,
+)
 from tests.test_taught import noise_room, product_photo
 
 RED, BLUE = (220, 40, 40), (40, 40, 220)
@@ -52,43 +58,99 @@ def synthetic_classifier(featurizer):
     return fit_classifier(np.concatenate(xs), np.concatenate(ys), ["a", "b"], regularisation=0.5)
 
 
-def real_scene_with_a_red_square(seed: int) -> Image.Image:
+def scene_with_squares(seed: int, squares) -> Image.Image:
+    """A "real" room: noise with solid squares drawn in cells of the 1/3 window grid."""
     image = noise_room(seed, (256, 192))
-    x1, y1, x2, y2 = (round(v) for v in SQUARE)
-    image.paste(RED, (x1 + 6, y1 + 4, x2 - 6, y2 - 4))
+    for (x1, y1, x2, y2), colour in squares:
+        image.paste(colour, (round(x1) + 6, round(y1) + 4, round(x2) - 6, round(y2) - 4))
     return image
+
+
+def real_scene_with_a_red_square(seed: int) -> Image.Image:
+    return scene_with_squares(seed, [(SQUARE, RED)])
+
+
+def overlaps(box, cell) -> bool:
+    return iou_matrix(np.array([box], np.float32), np.array([cell], np.float32))[0, 0] >= 0.5
 
 
 def test_a_listed_category_is_learned_where_it_stands_in_the_real_scene(
     featurizer, synthetic_classifier
 ):
-    scenes = [LabelledScene(real_scene_with_a_red_square(s), frozenset({"a"})) for s in (50, 51)]
+    scenes = [LabelledScene(real_scene_with_a_red_square(s), (("A1", "a"),)) for s in (50, 51)]
     rules = WeakLabelRules(copies=3, near_iou=0.6)
     found = weak_regions(featurizer, synthetic_classifier, scenes, rules)
     assert found.positives > 0 and found.positives % 3 == 0
     assert set(found.y.tolist()) == {1}  # only the listed category, never b or background
     assert found.x.shape == (found.positives, featurizer.layout.width)
     for picked in found.chosen:
-        assert set(picked) == {"a"}
-        box = np.array([picked["a"]], np.float32)
-        assert iou_matrix(box, np.array([SQUARE], np.float32))[0, 0] >= 0.5, picked
+        assert [c for c, _ in picked] == ["a"]
+        assert overlaps(picked[0][1], SQUARE), picked
+
+
+class TwoRegions:
+    """A featurizer stub: two proposals whose visual features point along axes 0 and 1."""
+
+    def __init__(self):
+        from catalog.taught.regions import FeatureLayout
+
+        self.layout = FeatureLayout(("a",))
+
+    def propose(self, image):
+        boxes = np.array([[0, 0, 100, 100], [100, 100, 200, 200]], np.float32)
+        return boxes, np.zeros(2), np.full(2, -2)
+
+    def features(self, image, boxes, conf=None, columns=None):
+        x = np.zeros((len(boxes), self.layout.width), np.float32)
+        x[0, 0] = x[1, 1] = 1.0
+        return x
+
+
+class FirstIsLikelier:
+    categories = ("a",)
+
+    def predict_proba(self, x):
+        return np.array([[0.4, 0.6], [0.8, 0.2]])  # background, a
+
+
+def test_the_listed_products_own_photo_tells_which_of_two_objects_it_is():
+    scene = [LabelledScene(Image.new("RGB", (200, 200)), (("P", "a"),))]
+    looks_like_second = {"P": np.eye(1, 1280, 1)[0]}
+
+    def chosen(vectors):
+        found = weak_regions(
+            TwoRegions(), FirstIsLikelier(), scene, WeakLabelRules(), vectors=vectors
+        )
+        return found.chosen[0][0][1]
+
+    assert chosen(None) == (0.0, 0.0, 100.0, 100.0)  # by category alone: the likelier region
+    # log .2 + 15 * 1 beats log .6 + 15 * 0: the region that looks like the product's photo
+    assert chosen(looks_like_second) == (100.0, 100.0, 200.0, 200.0)
 
 
 def test_unknown_categories_and_out_of_bounds_regions_give_no_positives(
     featurizer, synthetic_classifier
 ):
     image = real_scene_with_a_red_square(52)
-    unknown = [LabelledScene(image, frozenset({"sofa"}))]
+    unknown = [LabelledScene(image, (("S1", "sofa"),))]
     assert weak_regions(featurizer, synthetic_classifier, unknown, WeakLabelRules()).positives == 0
     tiny = WeakLabelRules(max_area=0.001)  # no proposal is that small
-    listed = [LabelledScene(image, frozenset({"a"}))]
+    listed = [LabelledScene(image, (("A1", "a"),))]
     assert weak_regions(featurizer, synthetic_classifier, listed, tiny).positives == 0
 
 
-def test_scene_categories_keep_learned_categories_of_known_products():
+def test_listed_products_keep_known_products_of_learned_categories_once():
     category_of = {"P1": "lamp", "P2": "rug", "P3": "other"}
-    got = scene_categories(["P1", "P3", "P9", "P1"], category_of, learned=["lamp", "rug"])
-    assert got == frozenset({"lamp"})
+    got = listed_products(["P1", "P3", "P9", "P1"], category_of, learned=["lamp", "rug"])
+    assert got == (("P1", "lamp"),)
+
+
+def test_an_unreadable_product_photo_is_left_out(featurizer, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    product_photo("square", RED).save(tmp_path / "ok.png")
+    images = {"BAD": tmp_path / "bad.png", "OK": tmp_path / "ok.png"}
+    vectors = product_vectors(featurizer, images, WeakLabelRules())
+    assert list(vectors) == ["OK"] and np.linalg.norm(vectors["OK"]) == pytest.approx(1.0)
 
 
 def _scene_folder(tmp_path, count=12):

@@ -24,7 +24,13 @@ from catalog.taught.files import FittedDetector, learnable_categories
 from catalog.taught.model import fit_classifier
 from catalog.taught.regions import RegionConfig, RegionFeaturizer, iou_matrix
 from catalog.taught.scenes import CatalogCutout, SceneRules, balanced_order, synthesize
-from catalog.taught.weak import LabelledScene, WeakLabelRules, scene_categories, weak_regions
+from catalog.taught.weak import (
+    LabelledScene,
+    WeakLabelRules,
+    listed_products,
+    product_vectors,
+    weak_regions,
+)
 from shopthelook.core.errors import CatalogError, ImageError
 from shopthelook.core.fingerprint import file_fingerprint
 from shopthelook.core.images import load_image
@@ -208,8 +214,16 @@ def fit_detector(
     labelled = _labelled_scenes(loaded, scene_products or {}, catalog, learned)
     weak = {"scenes": len(labelled), "positives": 0}
     if labelled:
+        shown = {p for scene in labelled for p, _ in scene.products}
+        photos = catalog.products[catalog.products["product_id"].astype(str).isin(shown)]
+        images = dict(zip(photos["product_id"].astype(str), photos["image"]))
         found = weak_regions(
-            featurizer, classifier, labelled, fit.weak_labels, show_progress=show_progress
+            featurizer,
+            classifier,
+            labelled,
+            fit.weak_labels,
+            vectors=product_vectors(featurizer, images, fit.weak_labels),
+            show_progress=show_progress,
         )
         weak["positives"] = found.positives // max(1, fit.weak_labels.copies)
         if found.positives:
@@ -248,9 +262,9 @@ def _labelled_scenes(
     category_of = dict(zip(products["product_id"].astype(str), products["category"]))
     out = []
     for path, image in loaded:
-        categories = scene_categories(scene_products.get(path, ()), category_of, learned)
-        if categories:
-            out.append(LabelledScene(image, categories))
+        products = listed_products(scene_products.get(path, ()), category_of, learned)
+        if products:
+            out.append(LabelledScene(image, products))
     return out
 
 
