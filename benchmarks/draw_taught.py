@@ -30,6 +30,21 @@ COLOURS = [
 ]
 
 
+def label_box(draw: ImageDraw.ImageDraw, box, text: str, colour: str) -> None:
+    """A box outline with its label on a filled strip at its top-left corner."""
+    draw.rectangle(box, outline=colour, width=3)
+    draw.rectangle([box[0], box[1], box[0] + 6 * len(text) + 6, box[1] + 12], fill=colour)
+    draw.text((box[0] + 2, box[1]), text, fill="white")
+
+
+def contact_sheet(tiles: list[Image.Image], cols: int = 3, tile: int = 480) -> Image.Image:
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * tile, rows * tile), "white")
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * tile, (i // cols) * tile))
+    return sheet
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--catalog", required=True)
@@ -57,20 +72,11 @@ def main() -> None:
             b = [v * scale for v in d.box.as_list()]
             colour = COLOURS[i % len(COLOURS)]
             mark = "" if d.category in truth else " x"
-            draw.rectangle(b, outline=colour, width=3)
-            draw.rectangle(
-                [b[0], b[1], b[0] + 7 * len(d.category + mark) + 40, b[1] + 12], fill=colour
-            )
-            draw.text((b[0] + 2, b[1]), f"{d.category} {d.score:.2f}{mark}", fill="white")
+            label_box(draw, b, f"{d.category} {d.score:.2f}{mark}", colour)
         draw.rectangle([0, image.height - 14, image.width, image.height], fill="black")
         draw.text((2, image.height - 13), "truth: " + ", ".join(truth)[:90], fill="white")
         tiles.append(image)
-    cols = 3
-    rows = (len(tiles) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * 480, rows * 480), "white")
-    for i, t in enumerate(tiles):
-        sheet.paste(t, ((i % cols) * 480, (i // cols) * 480))
-    sheet.save(args.out)
+    contact_sheet(tiles).save(args.out)
     print(f"{args.out}: {len(tiles)} held-out rooms, detector {stl.describe()['detector']}")
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from PIL import Image, ImageDraw
+from draw_taught import COLOURS, contact_sheet, label_box  # benchmarks/: the script's folder
+from PIL import ImageDraw
 
 from catalog import Catalog
 from catalog.taught import FitSettings, select_scenes
@@ -26,7 +27,6 @@ from shopthelook.core.datasets import load_pairs, load_scenes
 from shopthelook.core.images import load_image
 from shopthelook.core.taxonomy import load_taxonomy
 
-COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6"]
 TILE = 480
 
 
@@ -84,17 +84,9 @@ def main() -> None:
         scale = image.width / scene.image.width
         draw = ImageDraw.Draw(image)
         for i, (category, box) in enumerate(picked):
-            b = [v * scale for v in box]
-            colour = COLOURS[i % len(COLOURS)]
-            draw.rectangle(b, outline=colour, width=3)
-            draw.rectangle([b[0], b[1], b[0] + 7 * len(category) + 4, b[1] + 12], fill=colour)
-            draw.text((b[0] + 2, b[1]), category, fill="white")
+            label_box(draw, [v * scale for v in box], category, COLOURS[i % len(COLOURS)])
         tiles.append(image)
-    cols = 3
-    sheet = Image.new("RGB", (cols * TILE, ((len(tiles) + cols - 1) // cols) * TILE), "white")
-    for i, t in enumerate(tiles):
-        sheet.paste(t, ((i % cols) * TILE, (i // cols) * TILE))
-    sheet.save(args.out)
+    contact_sheet(tiles, tile=TILE).save(args.out)
     print(f"{args.out}: weak labels in {len(tiles)} training rooms ({', '.join(names[:3])}, ...)")
 
 
