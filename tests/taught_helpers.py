@@ -7,6 +7,7 @@ code and taxonomy it depends on, so a changed fit is refitted.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -37,11 +38,11 @@ def taught_catalog(ikea_root: Path, weights: Path) -> Path:
         fit_detector,
         has_detector,
         save_into_catalog,
-        select_scenes,
     )
     from embedder import create_embedder
+    from shopthelook.commands.detector_fit import background_scenes
     from shopthelook.core.config import load_settings
-    from shopthelook.core.datasets import load_pairs, load_products, load_scenes
+    from shopthelook.core.datasets import load_products
     from shopthelook.core.taxonomy import load_taxonomy
 
     out = CACHE / f"ikea-{_code_key()}"
@@ -59,19 +60,16 @@ def taught_catalog(ikea_root: Path, weights: Path) -> Path:
     catalog = Catalog.build(
         picked, embedder=create_embedder(settings), taxonomy=taxonomy, out=out, settings=settings
     )
-    scenes = load_scenes("ikea", data_root=ikea_root.parent)
-    images = dict(zip(scenes["scene_id"].astype(str), scenes["image"]))
-    train = select_scenes(images, "train")
-    pairs = load_pairs("ikea", data_root=ikea_root.parent)
-    pairs = pairs[pairs["scene_id"].isin(train)]
-    shown = pairs.groupby("scene_id")["product_id"].apply(list)
+    # the training rooms and their product lists, as `catalog fit-detector --dataset ikea` reads them
+    dataset = argparse.Namespace(fit_scenes_source=None, dataset="ikea", scene_products=None)
+    rooms, shown = background_scenes(dataset, settings)
     fitted, _, _ = fit_detector(
         catalog,
-        [images[s] for s in train],
+        rooms,
         settings=settings,
         taxonomy=taxonomy,
         fit=FitSettings(scenes=SCENES, cutouts_per_category=PER_CATEGORY),
-        scene_products={images[s]: products for s, products in shown.items()},
+        scene_products=shown,
     )
     save_into_catalog(out, fitted)
     return out

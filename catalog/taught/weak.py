@@ -45,7 +45,9 @@ class WeakLabelRules:
     max_area: float = 0.6
     #: weight of the region's cosine likeness to the product photo against log p(category)
     similarity_weight: float = 15.0
-    #: long side of the product photos whose features are compared with the regions'
+    #: product photos are reduced to this long side before their features are taken (the
+    #: feature pass then scales them to the region image size): a blur the placement was
+    #: chosen with
     photo_size: int = 256
 
 
