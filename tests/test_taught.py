@@ -207,6 +207,33 @@ def test_a_sliver_is_not_an_object_the_next_best_region_is():
     assert pick(0.01) == [("a", 100.0)]  # 120 px < 1% of 32,000: the larger region instead
 
 
+def test_likeness_to_a_catalog_product_picks_the_region_that_looks_like_one():
+    from catalog.taught.detector import TaughtDetector
+    from shopthelook.core.taxonomy import load_taxonomy
+
+    classifier = fit_classifier(np.zeros((0, 0)), np.zeros(0, int), ["a"], design="zero-shot")
+    boxes = np.array([[0, 0, 200, 160], [50, 50, 110, 120], [5, 5, 9, 9]], np.float32)
+    probs = np.array([[0.2, 0.8], [0.4, 0.6], [0.99, 0.01]])  # a window wins on probability
+    product = np.array([1.0, 0.0])
+    visual = np.array([[0.2, 1.0], [1.0, 0.1], [1.0, 0.0]], np.float32)  # region 1 looks like it
+    seen = []
+
+    def likeness(unit, category):
+        seen.append((category, len(unit)))
+        return unit @ product
+
+    def pick(weight):
+        detector = TaughtDetector(
+            None, classifier, load_taxonomy(), min_score=0.1, per_category=1,
+            likeness=likeness, likeness_weight=weight,
+        )  # fmt: skip
+        return [d.box.width for d in detector.select(boxes, probs, (200, 160), visual)]
+
+    assert pick(0.0) == [200.0] and not seen  # probability alone
+    assert pick(2.0) == [60.0]  # log .6 + 2 x .995 beats log .8 + 2 x .196
+    assert seen == [("a", 2)]  # the region under min_score is never looked up
+
+
 def test_uncategorised_catalog_cannot_be_taught_and_still_answers(tmp_path):
     from catalog import Catalog
     from catalog.taught import fit_detector
@@ -321,7 +348,7 @@ def test_complement_keeps_coco_objects_and_adds_only_unseen_categories():
         def __init__(self, found, max_objects=3):
             self.found, self.max_objects = found, max_objects
 
-        def detect(self, image):
+        def detect(self, image, raw=None, *, limit=None):
             return list(self.found)
 
         def name_region(self, image, box):
@@ -362,6 +389,11 @@ def test_complement_keeps_coco_objects_and_adds_only_unseen_categories():
     )
     found = ComplementDetector(Fixed([], max_objects=5), two).detect(None)
     assert [d.category for d in found] == ["storage", "bed", "storage"]
+    # a second storage object waits until the lamp has its slot
+    second = Fixed([det("storage", 0.7, ("storage",)), det("storage", 0.6, ("storage",)),
+                    det("lamp", 0.5, ("lamp",))], max_objects=2)  # fmt: skip
+    found = ComplementDetector(Fixed([], max_objects=2), second).detect(None)
+    assert [d.category for d in found] == ["storage", "lamp"]
 
 
 def test_taught_mode_is_checked():

@@ -10,6 +10,7 @@ objects of one category are kept (a room has one rug, not five boxes on it), and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+Likeness = Callable[[np.ndarray, str], np.ndarray]
+
+
 class TaughtDetector(Detector):
     name = "taught"
 
@@ -46,6 +50,8 @@ class TaughtDetector(Detector):
         per_category: int = 2,
         nms_iou: float = 0.4,
         min_area: float = 0.0,
+        likeness: Likeness | None = None,
+        likeness_weight: float = 0.0,
     ) -> None:
         if max_objects < 1:
             raise ConfigError(f"detector max_objects {max_objects}: must be at least 1")
@@ -55,6 +61,12 @@ class TaughtDetector(Detector):
         #: a region smaller than this share of the scene is not an object: its RoI features
         #: come from less than one cell of the feature map
         self.min_area = float(min_area)
+        #: a region's likeness to its category's best-matching product photo (cosine of the
+        #: visual features) is added, times ``likeness_weight``, to the log probability that
+        #: orders the regions: of two regions named "lamp", the one that looks like a
+        #: lamp the catalog sells wins over a window around it
+        self.likeness = likeness if likeness_weight > 0 else None
+        self.likeness_weight = float(likeness_weight)
         self.name = "taught" if classifier.design != "zero-shot" else "zero-shot"
 
     def __repr__(self) -> str:
@@ -67,33 +79,53 @@ class TaughtDetector(Detector):
         self, image: Image.Image, yolo_raw: tuple[np.ndarray, ...] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Proposal boxes [n, 4] and their class probabilities [n, 1 + categories]."""
+        boxes, probs, _ = self._regions(image, yolo_raw)
+        return boxes, probs
+
+    def _regions(self, image: Image.Image, yolo_raw) -> tuple[np.ndarray, ...]:
         boxes, conf, columns = self.featurizer.propose(image, yolo_raw)
         x = self.featurizer.features(image, boxes, conf, columns)
-        return boxes, self.classifier.predict_proba(x)
+        return boxes, self.classifier.predict_proba(x), x[:, self.featurizer.layout.visual]
 
     def detect(
-        self, image: Image.Image, yolo_raw: tuple[np.ndarray, ...] | None = None
+        self,
+        image: Image.Image,
+        yolo_raw: tuple[np.ndarray, ...] | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Detection]:
-        """``yolo_raw``: (xyxy, conf, cls) of a YOLO pass already made over this image."""
+        """``yolo_raw``: (xyxy, conf, cls) of a YOLO pass already made over this image;
+        ``limit``: objects returned (default ``max_objects``)."""
         image = _rgb(image)
-        boxes, probs = self.region_probabilities(image, yolo_raw)
-        return self.select(boxes, probs, image.size)
+        boxes, probs, visual = self._regions(image, yolo_raw)
+        return self.select(boxes, probs, image.size, visual, limit=limit)
 
     def select(
-        self, boxes: np.ndarray, probs: np.ndarray, size: tuple[int, int]
+        self,
+        boxes: np.ndarray,
+        probs: np.ndarray,
+        size: tuple[int, int],
+        visual: np.ndarray | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Detection]:
-        """Per-category NMS, the per-category cap and the best ``max_objects``."""
+        """Per-category NMS, the per-category cap and the best ``max_objects``; regions in
+        order of probability, or of probability and likeness (``visual``: their features)."""
         categories = self.classifier.categories
         if len(boxes) == 0 or not categories:
             return []
         best = probs[:, 1:].argmax(axis=1)
         score = probs[np.arange(len(probs)), best + 1]
+        order = self._order(score, best, visual)
         kept: list[Detection] = []
         per: dict[str, int] = {}
         width, height = size
-        for i in np.argsort(-score, kind="stable"):
-            if score[i] < self.min_score or len(kept) >= self.max_objects:
+        limit = self.max_objects if limit is None else int(limit)
+        for i in order:
+            if len(kept) >= limit:
                 break
+            if score[i] < self.min_score:
+                continue
             category = categories[int(best[i])]
             x1, y1, x2, y2 = (float(v) for v in boxes[i])
             box = Box(max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
@@ -105,7 +137,20 @@ class TaughtDetector(Detector):
             per[category] = per.get(category, 0) + 1
             found = float(min(1.0, score[i]))
             kept.append(Detection(box, category, found, category, self.searched(category)))
-        return best_first(kept, self.max_objects)
+        return best_first(kept, limit)
+
+    def _order(self, score: np.ndarray, best: np.ndarray, visual: np.ndarray | None) -> np.ndarray:
+        """Regions best first: by probability, plus ``likeness_weight`` x likeness."""
+        if self.likeness is None or visual is None:
+            return np.argsort(-score, kind="stable")
+        key = np.log(score + 1e-3)
+        live = score >= self.min_score
+        unit = visual / (np.linalg.norm(visual, axis=1, keepdims=True) + 1e-9)
+        for column in np.unique(best[live]):
+            rows = np.nonzero(live & (best == column))[0]
+            category = self.classifier.categories[int(column)]
+            key[rows] += self.likeness_weight * self.likeness(unit[rows], category)
+        return np.argsort(-key, kind="stable")
 
     def searched(self, category: str) -> tuple[str, ...]:
         """``category`` first, then those the taxonomy has its objects search too (a bed
@@ -208,6 +253,9 @@ def load_catalog_detector(catalog, settings, taxonomy):
     from catalog.taught.garment_files import with_garments
 
     taught = load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)
+    if settings.taught_likeness > 0:
+        taught.likeness = catalog_likeness(catalog, taught.featurizer)
+        taught.likeness_weight = settings.taught_likeness
     if settings.taught_mode != "complement":
         found = taught
     else:
@@ -217,6 +265,7 @@ def load_catalog_detector(catalog, settings, taxonomy):
             create_detector(settings, taxonomy, kind="yolo"),
             taught,
             base_per_category=settings.taught_base_per_category,
+            taught_candidates=settings.taught_candidates,
         )
     # a fashion catalog's garment model replaces each person by the garments it wears
     found, note = with_garments(found, catalog, settings)
@@ -225,17 +274,52 @@ def load_catalog_detector(catalog, settings, taxonomy):
     return found
 
 
+def catalog_likeness(catalog, featurizer) -> Likeness | None:
+    """Each region's cosine with its category's nearest product in the catalog, when the
+    catalog's vectors are the regions' own features (the same EfficientNet, no head);
+    else None: regions are then ordered by probability alone."""
+    same_space = (
+        catalog.backbone == featurizer.config.backbone
+        and catalog.head in ("", "identity")
+        and catalog.dim == featurizer.layout.visual.stop
+    )
+    if not same_space:
+        log.info(
+            "catalog space %s%s is not the regions' %s: taught regions are ordered by "
+            "probability alone",
+            catalog.backbone,
+            "" if catalog.head in ("", "identity") else f" + {catalog.head}",
+            featurizer.config.backbone,
+        )
+        return None
+
+    def likeness(unit: np.ndarray, category: str) -> np.ndarray:
+        found = catalog.search(unit, category, 1)
+        return np.array([row[0][1] if row else 0.0 for row in found], np.float32)
+
+    return likeness
+
+
 class ComplementDetector(Detector):
     """The COCO detector's objects, plus taught objects of the categories none of them
     searches (lamps, rugs, storage...): COCO's tight boxes stay where it has a label."""
 
     name = "taught-complement"
 
-    def __init__(self, base: Detector, taught: TaughtDetector, base_per_category: int = 0) -> None:
+    def __init__(
+        self,
+        base: Detector,
+        taught: TaughtDetector,
+        base_per_category: int = 0,
+        taught_candidates: int | None = None,
+    ) -> None:
         self.base, self.taught = base, taught
         self.max_objects = taught.max_objects
         #: COCO objects of one category before the taught ones (0: all of them)
         self.base_per_category = int(base_per_category)
+        #: taught objects looked at before those of categories the COCO objects search are
+        #: dropped (None: max_objects)
+        self.taught_candidates = taught_candidates
 
     def detect(self, image: Image.Image) -> list[Detection]:
         base, raw = self._base_detections(image)
@@ -246,18 +330,22 @@ class ComplementDetector(Detector):
             (rest if limit and count[d.category] > limit else first).append(d)
         found = first[: self.max_objects]
         covered = {c for d in found for c in (d.search_categories or (d.category,))}
-        # a category the taught detector adds may come more than once (its per_category)
+        # a category the taught detector adds may come more than once (its per_category):
+        # its second object waits, like the second chair, until every category had its chance
         added: set[str] = set()
-        extras = self.taught.detect(image) if raw is None else self.taught.detect(image, raw)
+        again: list[Detection] = []
+        # every taught object, not the best max_objects: the categories the COCO objects
+        # already search would take slots from those they do not
+        extras = self.taught.detect(image, raw, limit=self.taught_candidates)
         for extra in extras:
-            if len(found) >= self.max_objects:
-                break
-            if extra.category not in covered or extra.category in added:
+            if extra.category in added:
+                again.append(extra)
+            elif extra.category not in covered and len(found) < self.max_objects:
                 covered.update(extra.search_categories)
                 added.add(extra.category)
                 found.append(extra)
-        # the second chair, the third plant: after every category has had its chance
-        return found + rest[: self.max_objects - len(found)]
+        later = again + rest
+        return found + later[: self.max_objects - len(found)]
 
     def _base_detections(self, image: Image.Image):
         """The COCO detections and, when the base is the YOLO detector over the same model
