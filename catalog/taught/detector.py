@@ -236,6 +236,7 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
         threads=settings.threads,
         runtime=settings.embed_runtime,
     )
+    use_likeness = catalog is not None and settings.taught_likeness > 0
     return TaughtDetector(
         featurizer,
         fitted.classifier,
@@ -244,6 +245,8 @@ def load_detector_folder(folder: str | Path, settings, taxonomy, catalog=None):
         min_score=settings.taught_min_score,
         per_category=settings.taught_per_category,
         min_area=settings.taught_min_area,
+        likeness=catalog_likeness(catalog, featurizer) if use_likeness else None,
+        likeness_weight=settings.taught_likeness,
     )
 
 
@@ -253,9 +256,6 @@ def load_catalog_detector(catalog, settings, taxonomy):
     from catalog.taught.garment_files import with_garments
 
     taught = load_detector_folder(detector_folder(catalog.path), settings, taxonomy, catalog)
-    if settings.taught_likeness > 0:
-        taught.likeness = catalog_likeness(catalog, taught.featurizer)
-        taught.likeness_weight = settings.taught_likeness
     if settings.taught_mode != "complement":
         found = taught
     else:
@@ -278,9 +278,10 @@ def catalog_likeness(catalog, featurizer) -> Likeness | None:
     """Each region's cosine with its category's nearest product in the catalog, when the
     catalog's vectors are the regions' own features (the same EfficientNet, no head);
     else None: regions are then ordered by probability alone."""
+    headless = catalog.head in ("", "identity")
     same_space = (
         catalog.backbone == featurizer.config.backbone
-        and catalog.head in ("", "identity")
+        and headless
         and catalog.dim == featurizer.layout.visual.stop
     )
     if not same_space:
@@ -288,7 +289,7 @@ def catalog_likeness(catalog, featurizer) -> Likeness | None:
             "catalog space %s%s is not the regions' %s: taught regions are ordered by "
             "probability alone",
             catalog.backbone,
-            "" if catalog.head in ("", "identity") else f" + {catalog.head}",
+            "" if headless else f" + {catalog.head}",
             featurizer.config.backbone,
         )
         return None
@@ -334,8 +335,8 @@ class ComplementDetector(Detector):
         # its second object waits, like the second chair, until every category had its chance
         added: set[str] = set()
         again: list[Detection] = []
-        # every taught object, not the best max_objects: the categories the COCO objects
-        # already search would take slots from those they do not
+        # the taught detector's best taught_candidates: those of categories the COCO objects
+        # already search are dropped below, so more than max_objects may be worth a look
         extras = self.taught.detect(image, raw, limit=self.taught_candidates)
         for extra in extras:
             if extra.category in added:
