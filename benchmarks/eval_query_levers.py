@@ -39,7 +39,12 @@ from catalog.taught import FitSettings, select_scenes  # noqa: E402
 from catalog.taught.files import detector_folder, read_detector  # noqa: E402
 from catalog.taught.regions import RegionFeaturizer  # noqa: E402
 from catalog.taught.scenes import resize_long_side  # noqa: E402
-from catalog.taught.weak import listed_products, product_vectors  # noqa: E402
+from catalog.taught.weak import (  # noqa: E402
+    LabelledScene,
+    listed_products,
+    product_vectors,
+    weak_regions,
+)
 from ranker.base import Ranker  # noqa: E402
 from shopthelook.core.config import REPO_ROOT, apply_threads, load_settings  # noqa: E402
 from shopthelook.core.datasets import load_pairs, load_scenes  # noqa: E402
@@ -88,14 +93,13 @@ def featurizer_of(catalog_dir: str, settings):
     return featurizer, fitted.classifier
 
 
-def record(args, settings, catalog, rooms_of, image_of) -> dict[str, dict]:
-    """split -> scene -> recorded objects, with their RoI features."""
-    recorder = RecordingRanker()
-    pipeline = ShopTheLook(catalog, settings, ranker=recorder)
+def record(pipeline, featurizer, rooms_of, image_of) -> dict[str, dict]:
+    """split -> scene -> recorded objects (``pipeline`` ranks with a RecordingRanker), with
+    their RoI features."""
+    recorder = pipeline.ranker
     for split in ("train", "heldout"):
         for scene in rooms_of[split]:
             pipeline.shop_the_look(image_of[scene], top_k=20, scene_id=scene)
-    featurizer, _ = featurizer_of(args.catalog, settings)
     for scene, objects in recorder.objects.items():
         boxes = np.array([o["box"] for o in objects], np.float32)
         image = load_image(image_of[scene]).convert("RGB")
@@ -105,10 +109,9 @@ def record(args, settings, catalog, rooms_of, image_of) -> dict[str, dict]:
     return {s: {r: recorder.objects.get(r, []) for r in rooms_of[s]} for s in rooms_of}
 
 
-def room_views(args, settings, catalog, pipeline_embedder, pairs, rooms, image_of):
-    """(room, product row, crop vector) for each listed product of the training rooms."""
-    featurizer, classifier = featurizer_of(args.catalog, settings)
-    categories = list(classifier.categories)
+def room_views(featurizer, classifier, catalog, embedder, pairs, rooms, image_of):
+    """(room, product row, crop vector) for each listed product of the training rooms, at
+    the region the weak labels place it (``weak_regions``), cropped from the full photo."""
     ids = catalog.products["product_id"].astype(str)
     category_of = dict(zip(ids, catalog.products["category"]))
     photo_of = dict(zip(ids, catalog.products["image"]))
@@ -117,31 +120,18 @@ def room_views(args, settings, catalog, pipeline_embedder, pairs, rooms, image_o
     views = []
     for scene in rooms:
         listed = pairs[pairs["scene_id"] == scene]["product_id"]
-        wanted = listed_products(listed, category_of, categories)
+        wanted = listed_products(listed, category_of, classifier.categories)
         if not wanted:
             continue
         full = load_image(image_of[scene]).convert("RGB")
-        image = resize_long_side(full, size)
+        labelled = LabelledScene(resize_long_side(full, size), wanted)
         photos = product_vectors(featurizer, {p: photo_of[p] for p, _ in wanted}, rules)
-        boxes, conf, columns = featurizer.propose(image)
-        share = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        share = share / float(image.width * image.height)
-        allowed = (share >= rules.min_area) & (share <= rules.max_area)
-        x = featurizer.features(image, boxes, conf, columns)
-        p = classifier.predict_proba(x)
-        regions = unit(x[:, featurizer.layout.visual])
-        crops, rows = [], []
-        for product_id, category in wanted:
-            score = np.log(p[:, categories.index(category) + 1] + 1e-3)
-            if product_id in photos:
-                score = score + rules.similarity_weight * (regions @ photos[product_id])
-            best = boxes[int(np.where(allowed, score, -np.inf).argmax())] * (
-                full.width / image.width
-            )
-            crops.append(crop(full, Box(*map(float, best))))
-            rows.append(row_of[product_id])
-        for row, vector in zip(rows, pipeline_embedder.embed_images(crops, batch_size=16)):
-            views.append((scene, row, vector))
+        (picked,) = weak_regions(featurizer, classifier, [labelled], rules, vectors=photos).chosen
+        scale = full.width / labelled.image.width
+        crops = [crop(full, Box(*(v * scale for v in box))) for _, box in picked]
+        # weak_regions places the scene's products in their given order, one region each
+        for (product_id, _), vector in zip(wanted, embedder.embed_images(crops, batch_size=16)):
+            views.append((scene, row_of[product_id], vector))
     return views
 
 
@@ -187,9 +177,12 @@ def main() -> None:
     if cache.exists():
         recorded, views = pickle.loads(cache.read_bytes())
     else:
-        recorded = record(args, settings, catalog, rooms_of, image_of)
-        embedder = ShopTheLook(catalog, settings).embedder
-        views = room_views(args, settings, catalog, embedder, pairs, rooms_of["train"], image_of)
+        featurizer, classifier = featurizer_of(args.catalog, settings)
+        pipeline = ShopTheLook(catalog, settings, ranker=RecordingRanker())
+        recorded = record(pipeline, featurizer, rooms_of, image_of)
+        views = room_views(
+            featurizer, classifier, catalog, pipeline.embedder, pairs, rooms_of["train"], image_of
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps((recorded, views)))
 
